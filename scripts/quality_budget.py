@@ -1,10 +1,14 @@
 """Train the from-scratch quality preset within a time budget and print what it reached.
 
-    python scripts/quality_budget.py [--minutes 30] [train.py overrides ...]
+    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 0] [--pretrain-override K=V ...]
+                                     [train.py overrides ...]
 
-Runs `python train.py +experiment=quality trainer.max_minutes=<budget - 1>` (one minute is kept
-for start-up and the final evaluation), then prints dev ROUGE-1/2/L and BLEU of the best
-checkpoint and the wall-clock minutes the whole command used.
+With --pretrain-minutes P > 0, first runs `python pretrain.py trainer.max_minutes=<P - 0.5>`
+(self-supervised pretraining on titles_only.txt and the training split, into RUN_DIR/pretrain/),
+then fine-tunes from its checkpoint. Then runs `python train.py +experiment=quality
+trainer.max_minutes=<budget - P - 1>` (one minute is kept for start-up and the final
+evaluation), and prints dev ROUGE-1/2/L and BLEU of the best checkpoint and the wall-clock
+minutes the whole command used, pretraining included.
 """
 from __future__ import annotations
 
@@ -24,12 +28,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the whole budget, training + evaluation")
     parser.add_argument("--run-dir", default=None, help="hydra.run.dir (default outputs/runs/quality_<time>)")
+    parser.add_argument("--pretrain-minutes", type=float, default=0.0,
+                        help="minutes of the budget spent in pretrain.py first (0 = no pretraining)")
+    parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for pretrain.py (repeatable)")
     args, overrides = parser.parse_known_args()
     run_dir = Path(args.run_dir or f"outputs/runs/quality_{time.strftime('%Y%m%d_%H%M%S')}")
-    command = [sys.executable, "train.py", "+experiment=quality", f"trainer.max_minutes={args.minutes - 1:g}",
+    start = time.perf_counter()
+    train_minutes = args.minutes - 1
+    if args.pretrain_minutes > 0:
+        pretrain_dir = run_dir / "pretrain"
+        command = [sys.executable, "pretrain.py", f"trainer.max_minutes={args.pretrain_minutes - 0.5:g}",
+                   f"hydra.run.dir={pretrain_dir}", *args.pretrain_override]
+        print("command:", " ".join(command[1:]), flush=True)
+        proc = subprocess.run(command, cwd=REPO)
+        if proc.returncode != 0:
+            print(f"pretrain.py failed (exit {proc.returncode})", file=sys.stderr)
+            return proc.returncode
+        overrides = [f"model.pretrained={pretrain_dir / 'checkpoint'}", *overrides]
+        train_minutes -= (time.perf_counter() - start) / 60
+    command = [sys.executable, "train.py", "+experiment=quality", f"trainer.max_minutes={train_minutes:.2f}",
                f"hydra.run.dir={run_dir}", *overrides]
     print("command:", " ".join(command[1:]), flush=True)
-    start = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO)
     minutes = (time.perf_counter() - start) / 60
     if proc.returncode != 0:

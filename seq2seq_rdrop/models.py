@@ -83,23 +83,34 @@ class KVCache:
 
 @dataclass
 class DecodeState:
-    """What a model needs between decoding steps. Tensors have one row per hypothesis."""
+    """What a model needs between decoding steps. Tensors have one row per hypothesis.
+
+    Tensors in `extras` must depend only on the abstract a row decodes (its encoder states, masks,
+    positions), never on the row's own title prefix: row-specific history lives in caches with a
+    `reorder` method. That lets `reorder` skip them when every row stays with its abstract, which is
+    what beam search does after the first expansion (it only swaps rows among one abstract's beams);
+    copying [rows, S, H] encoder states at every step would cost more than the step itself."""
 
     src_ids: torch.Tensor
     prefix: torch.Tensor  # tokens generated so far [N, t]
     extras: dict = field(default_factory=dict)  # model-specific tensors (row-aligned) and caches
+    rows: torch.Tensor | None = None  # which abstract (row of the batch given to `start`) each row decodes
 
     def reorder(self, index: torch.Tensor) -> "DecodeState":
+        rows = self.rows if self.rows is not None else torch.arange(self.src_ids.size(0), device=index.device)
+        new_rows = rows.index_select(0, index)
+        same_abstracts = new_rows.shape == rows.shape and torch.equal(new_rows, rows)
         extras = {}
         for key, value in self.extras.items():
             if isinstance(value, torch.Tensor):
-                extras[key] = value.index_select(0, index)
+                extras[key] = value if same_abstracts else value.index_select(0, index)
             elif hasattr(value, "reorder"):
                 value.reorder(index)
                 extras[key] = value
             else:
                 extras[key] = value
-        return DecodeState(self.src_ids.index_select(0, index), self.prefix.index_select(0, index), extras)
+        src_ids = self.src_ids if same_abstracts else self.src_ids.index_select(0, index)
+        return DecodeState(src_ids, self.prefix.index_select(0, index), extras, new_rows)
 
 
 class Seq2SeqModel(nn.Module):

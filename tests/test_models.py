@@ -91,3 +91,26 @@ def test_cache_reorder_across_abstracts_stays_exact(tiny_unilm):
     state, log_probs = model.step(state, batch["tgt_in"][swap, 1])
     full = model({k: v[swap] for k, v in batch.items()})
     assert torch.allclose(log_probs, full[:, 2], atol=1e-5)
+
+
+def test_reorder_among_one_abstracts_beams_leaves_encoder_states_in_place(tiny_unilm):
+    """Beam search only swaps rows among the beams of one abstract after the first expansion; then the
+    per-abstract tensors (encoder states, masks) are kept as they are, and the next step stays exact."""
+    import torch
+
+    model = tiny_unilm
+    batch = model.collate([model.build_example([5, 6, 7], [8, 9]), model.build_example([10, 11, 12], [13, 9])])
+    expand = torch.tensor([0, 0, 1, 1])  # two beams per abstract
+    state, _ = model.start(batch["src_ids"])
+    state = state.reorder(expand)
+    tokens = torch.tensor([8, 13, 13, 8])
+    state, _ = model.step(state, tokens)
+    within = torch.tensor([1, 1, 3, 2])  # beam 0 of abstract 0 copies beam 1; abstract 1 swaps its beams
+    before = state.extras["src_hidden"]
+    state = state.reorder(within)
+    assert state.extras["src_hidden"] is before
+    state, log_probs = model.step(state, torch.tensor([9, 9, 9, 9]))
+    rows = expand[within]
+    full = model({"src_ids": batch["src_ids"][rows],
+                  "tgt_in": torch.stack([tokens[within], torch.full((4,), 9)], dim=1)})
+    assert torch.allclose(log_probs, full[:, 2], atol=1e-5)
