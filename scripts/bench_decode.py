@@ -212,14 +212,14 @@ def main(argv=None) -> int:
             header.append(description)
             if family == "bart":
                 gen_cfg = hf_generation_config(model, dcfg)
-                methods = {"ours (cached beam search)": lambda s: ours(model, s, dcfg),
-                           "HF generate": lambda s: hf_generate(model, s, gen_cfg)}
+                methods = {"ours (cached beam search)": lambda s, m=model: ours(m, s, dcfg),
+                           "HF generate": lambda s, m=model: hf_generate(m, s, gen_cfg)}
                 if model.copy_head is not None:
                     header.append("note: this BART has a copy head, which HF generate does not know about: "
                                   "the two searches score different distributions")
             else:
-                methods = {"ours (cached beam search)": lambda s: ours(model, s, dcfg),
-                           "ours uncached (prefix recompute)": lambda s: ours(model, s, dcfg, use_cache=False)}
+                methods = {"ours (cached beam search)": lambda s, m=model: ours(m, s, dcfg),
+                           "ours uncached (prefix recompute)": lambda s, m=model: ours(m, s, dcfg, use_cache=False)}
             print(f"{family}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
             run = compare(methods, batches, n, device)
             for name in methods:

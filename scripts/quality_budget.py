@@ -1,6 +1,6 @@
 """Train the from-scratch quality preset within a time budget and print what it reached.
 
-    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 0] [--pretrain-override K=V ...]
+    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 10] [--pretrain-override K=V ...]
                                      [train.py overrides ...]
 
 With --pretrain-minutes P > 0, first runs `python pretrain.py trainer.max_minutes=<P - 0.5>`
@@ -28,8 +28,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the whole budget, training + evaluation")
     parser.add_argument("--run-dir", default=None, help="hydra.run.dir (default outputs/runs/quality_<time>)")
-    parser.add_argument("--pretrain-minutes", type=float, default=0.0,
-                        help="minutes of the budget spent in pretrain.py first (0 = no pretraining)")
+    parser.add_argument("--pretrain-minutes", type=float, default=10.0,
+                        help="minutes of the budget spent in pretrain.py first (default 10; 0 = no pretraining)")
     parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for pretrain.py (repeatable)")
     args, overrides = parser.parse_known_args()
@@ -46,7 +46,7 @@ def main() -> int:
             print(f"pretrain.py failed (exit {proc.returncode})", file=sys.stderr)
             return proc.returncode
         overrides = [f"model.pretrained={pretrain_dir / 'checkpoint'}", *overrides]
-        train_minutes -= (time.perf_counter() - start) / 60
+        train_minutes = max(train_minutes - (time.perf_counter() - start) / 60, 0.05)
     command = [sys.executable, "train.py", "+experiment=quality", f"trainer.max_minutes={train_minutes:.2f}",
                f"hydra.run.dir={run_dir}", *overrides]
     print("command:", " ".join(command[1:]), flush=True)
