@@ -36,17 +36,8 @@ def split_sentences(text: str, min_chars: int = 4) -> list[str]:
 
 
 def read_lines(path: Path) -> list[str]:
-    """One text per non-empty line (titles_only.txt); undecodable bytes name the file and line."""
-    out = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise ValueError(f"{path}:{lineno}: not UTF-8") from None
-            if line:
-                out.append(line.split("\t")[0])
-    return out
+    """One text per non-empty line (titles_only.txt), read by data.py's reader: bad lines name file and line."""
+    return [e.abstract for e in read_examples(path, require_title=False, allow_text=True)]
 
 
 def noisy_title(title: str, rng: random.Random, delete_ratio: float, shuffle_prob: float) -> str:
