@@ -34,22 +34,16 @@ log = logging.getLogger(__name__)
 
 
 class BartCache:
-    """Hugging Face's EncoderDecoderCache with the `reorder(index)` that DecodeState calls.
+    """Hugging Face's EncoderDecoderCache with the `reorder(index, same_abstracts)` that DecodeState calls.
+    Cross-attention keys/values depend on the abstract alone: they move only when a row changes abstract."""
 
-    `rows[i]` is the abstract (row of the batch given to `start`) that hypothesis row i decodes;
-    rows of the same abstract share their cross-attention keys/values, so those are only
-    index-selected when some row changes abstract."""
-
-    def __init__(self, cache: EncoderDecoderCache, rows: torch.Tensor):
+    def __init__(self, cache: EncoderDecoderCache):
         self.cache = cache
-        self.rows = rows
 
-    def reorder(self, index: torch.Tensor) -> None:
+    def reorder(self, index: torch.Tensor, same_abstracts: bool = False) -> None:
         self.cache.self_attention_cache.reorder_cache(index)
-        rows = self.rows.index_select(0, index)
-        if rows.shape != self.rows.shape or not torch.equal(rows, self.rows):
+        if not same_abstracts:
             self.cache.cross_attention_cache.reorder_cache(index)
-        self.rows = rows
 
 
 def _first_id(*candidates):
@@ -195,7 +189,7 @@ class BartSeq2Seq(Seq2SeqModel):
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = src_ids.new_full((B, 1), self.decoder_start_id)
         hidden = self._decode(start, src_hidden, src_mask, cache)
-        extras = {"cache": BartCache(cache, torch.arange(B, device=src_ids.device)),
+        extras = {"cache": BartCache(cache),
                   "src_hidden": src_hidden, "src_mask": src_mask}
         state = DecodeState(src_ids, src_ids.new_zeros(B, 0), extras)
         return state, self._log_probs(hidden, src_hidden, src_ids)[:, 0]

@@ -42,7 +42,6 @@ class KVCache:
         self.values: list[torch.Tensor] = []
         self.filled: list[int] = []
         self.source_len = 0
-        self.row_source: torch.Tensor | None = None  # which abstract each row decodes
 
     def _grow(self, buffer: torch.Tensor, needed: int) -> torch.Tensor:
         if needed <= buffer.size(2):
@@ -66,19 +65,16 @@ class KVCache:
         self.filled[layer_idx] = end
         return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
 
-    def reorder(self, index: torch.Tensor) -> None:
-        rows = self.keys[0].size(0) if self.keys else index.numel()
-        source = self.row_source if self.row_source is not None else torch.arange(rows, device=index.device)
-        new_source = source.index_select(0, index)
-        same_abstracts = index.numel() == rows and torch.equal(new_source, source)
+    def reorder(self, index: torch.Tensor, same_abstracts: bool = False) -> None:
+        """Follow beams. `same_abstracts` (DecodeState knows it): every row keeps its abstract, so only
+        the title part moves; otherwise whole rows are index-selected."""
         for layer, filled in enumerate(self.filled):
             for buffers in (self.keys, self.values):
-                if same_abstracts:  # the abstract part is identical for the rows swapped: move the title part
+                if same_abstracts:
                     title = slice(self.source_len, filled)
                     buffers[layer][:, :, title] = buffers[layer][:, :, title].index_select(0, index)
                 else:
                     buffers[layer] = buffers[layer].index_select(0, index)
-        self.row_source = new_source
 
 
 @dataclass
@@ -104,8 +100,8 @@ class DecodeState:
         for key, value in self.extras.items():
             if isinstance(value, torch.Tensor):
                 extras[key] = value if same_abstracts else value.index_select(0, index)
-            elif hasattr(value, "reorder"):
-                value.reorder(index)
+            elif hasattr(value, "reorder"):  # caches: they move what is row-specific
+                value.reorder(index, same_abstracts)
                 extras[key] = value
             else:
                 extras[key] = value
