@@ -26,6 +26,8 @@ SETTINGS = [  # (label, decoding options)
     ("beam 3, length penalty 1.5", {"beam_size": 3, "length_penalty": 1.5}),
     ("beam 3, no repeated 2-gram", {"beam_size": 3, "no_repeat_ngram": 2}),
     ("beam 3, no repeated 3-gram", {"beam_size": 3, "no_repeat_ngram": 3}),
+    ("beam 5, no repeated 3-gram", {"beam_size": 5, "no_repeat_ngram": 3}),
+    ("beam 3, no repeated 3-gram, length penalty 1.5", {"beam_size": 3, "no_repeat_ngram": 3, "length_penalty": 1.5}),
 ]
 
 

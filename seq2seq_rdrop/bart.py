@@ -56,13 +56,15 @@ class BartSeq2Seq(Seq2SeqModel):
     family = "bart"
 
     def __init__(self, bart: BartForConditionalGeneration, pad_id: int, bos_id: int, eos_id: int,
-                 decoder_start_id: int, copy: bool = False, extra_specials: list[int] | None = None):
+                 decoder_start_id: int, copy: bool = False, extra_specials: list[int] | None = None,
+                 copy_follow: bool = False, copy_coverage: bool = False):
         super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id, vocab_size=bart.config.vocab_size)
         self.bart = bart
         self.decoder_start_id = decoder_start_id
         self._extra_specials = sorted({decoder_start_id, *(extra_specials or [])})
         self.max_positions = bart.config.max_position_embeddings
-        self.copy_head = CopyHead(bart.config.d_model) if copy else None
+        self.copy_head = (CopyHead(bart.config.d_model, follow=copy_follow, coverage=copy_coverage)
+                          if copy else None)
 
     # --- construction ------------------------------------------------------------------------
     @staticmethod
@@ -83,7 +85,8 @@ class BartSeq2Seq(Seq2SeqModel):
 
     @classmethod
     def from_scratch(cls, tokenizer, hidden_size=256, encoder_layers=3, decoder_layers=3, num_heads=4,
-                     ffn_size=1024, dropout=0.1, max_positions=512, copy=False, **unused) -> "BartSeq2Seq":
+                     ffn_size=1024, dropout=0.1, max_positions=512, copy=False, copy_follow=False,
+                     copy_coverage=False, **unused) -> "BartSeq2Seq":
         pad, bos, eos = cls._special_ids(tokenizer)
         config = BartConfig(
             vocab_size=len(tokenizer), d_model=hidden_size, encoder_layers=encoder_layers,
@@ -94,10 +97,12 @@ class BartSeq2Seq(Seq2SeqModel):
             tie_word_embeddings=True, scale_embedding=False,
         )
         return cls(BartForConditionalGeneration(config), pad, bos, eos, decoder_start_id=bos, copy=bool(copy),
-                   extra_specials=cls._never_generated(tokenizer))
+                   extra_specials=cls._never_generated(tokenizer), copy_follow=bool(copy_follow),
+                   copy_coverage=bool(copy_coverage))
 
     @classmethod
     def from_pretrained(cls, path, tokenizer=None, dropout: float | None = None, copy: bool | None = None,
+                        copy_follow: bool | None = None, copy_coverage: bool | None = None,
                         **unused) -> "BartSeq2Seq":
         overrides = {} if dropout is None else {"dropout": dropout, "attention_dropout": dropout}
         bart = BartForConditionalGeneration.from_pretrained(str(path), **overrides)
@@ -111,7 +116,9 @@ class BartSeq2Seq(Seq2SeqModel):
         pad, bos, eos = cls._special_ids(tokenizer, bart.config)
         start = _first_id(bart.config.decoder_start_token_id, bos)
         model = cls(bart, pad, bos, eos, decoder_start_id=start, copy=saved_copy_flag(bart.config, copy),
-                    extra_specials=cls._never_generated(tokenizer))
+                    extra_specials=cls._never_generated(tokenizer),
+                    copy_follow=saved_copy_flag(bart.config, copy_follow, "copy_follow"),
+                    copy_coverage=saved_copy_flag(bart.config, copy_coverage, "copy_coverage"))
         load_extra_modules(model, path)
         return model
 
@@ -163,14 +170,15 @@ class BartSeq2Seq(Seq2SeqModel):
                                        encoder_attention_mask=src_mask, cache=cache,
                                        use_cache=cache is not None).last_hidden_state
 
-    def _log_probs(self, hidden, src_hidden, src_ids) -> torch.Tensor:
-        """Decoder states [B,T,H] -> log P [B,T,V]; with the copy head, mixed with copying from the abstract."""
+    def _log_probs(self, hidden, src_hidden, src_ids, fed_ids) -> torch.Tensor:
+        """Decoder states [B,T,H] -> log P [B,T,V]; with the copy head, mixed with copying from the abstract.
+        fed_ids [B,T'>=T]: the decoder inputs so far, the last T at these positions."""
         logits = self.bart.lm_head(hidden) + self.bart.final_logits_bias.to(hidden.dtype)
         log_probs = F.log_softmax(logits.float(), dim=-1)
         if self.copy_head is None:
             return log_probs
         copyable = (src_ids != self.pad_id) & (src_ids != self.bos_id) & (src_ids != self.eos_id)
-        return self.copy_head(log_probs, hidden, src_hidden, src_ids, copyable)
+        return self.copy_head(log_probs, hidden, src_hidden, src_ids, copyable, fed_ids)
 
     def forward(self, batch: dict) -> torch.Tensor:
         src, tgt = batch["src_ids"], batch["tgt_in"]
@@ -178,7 +186,7 @@ class BartSeq2Seq(Seq2SeqModel):
         src_mask = src != self.pad_id
         src_hidden = self._encode(src, src_mask)
         hidden = self._decode(tgt, src_hidden, src_mask)
-        return self._log_probs(hidden, src_hidden, src)
+        return self._log_probs(hidden, src_hidden, src, tgt)
 
     # --- cached decoding ---------------------------------------------------------------------
     def _start_cached(self, src_ids):
@@ -192,14 +200,15 @@ class BartSeq2Seq(Seq2SeqModel):
         extras = {"cache": BartCache(cache),
                   "src_hidden": src_hidden, "src_mask": src_mask}
         state = DecodeState(src_ids, src_ids.new_zeros(B, 0), extras)
-        return state, self._log_probs(hidden, src_hidden, src_ids)[:, 0]
+        return state, self._log_probs(hidden, src_hidden, src_ids, start)[:, 0]
 
     def _step_cached(self, state, tokens):
         x = state.extras
         if state.prefix.size(1) + 1 > self.max_positions:
             raise ValueError(f"title longer than the model's {self.max_positions} positions: lower decode.max_len")
         hidden = self._decode(tokens[:, None], x["src_hidden"], x["src_mask"], x["cache"].cache)
-        return self._log_probs(hidden, x["src_hidden"], state.src_ids)[:, 0]
+        fed = F.pad(state.prefix, (1, 0), value=self.decoder_start_id)  # this step's token is the last
+        return self._log_probs(hidden, x["src_hidden"], state.src_ids, fed)[:, 0]
 
 
 MODEL_CLASSES["bart"] = BartSeq2Seq

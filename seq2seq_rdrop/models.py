@@ -179,17 +179,21 @@ class Seq2SeqModel(nn.Module):
 
     def save_pretrained(self, out_dir: str | Path) -> None:
         """HF files (config.json with our settings, safetensors) plus our extra heads."""
-        copy = getattr(self, "copy_head", None) is not None
-        self.hf_model.config.update({MODEL_CONFIG_KEY: {"family": self.family, "copy": copy}})
+        head = getattr(self, "copy_head", None)
+        self.hf_model.config.update({MODEL_CONFIG_KEY: {
+            "family": self.family, "copy": head is not None,
+            "copy_follow": head is not None and head.follow is not None,
+            "copy_coverage": head is not None and head.coverage is not None}})
         self.hf_model.save_pretrained(str(out_dir))
         save_extra_modules(self, out_dir)
 
 
-def saved_copy_flag(config, requested: bool | None) -> bool:
-    """Copy head on or off: as requested, else as the checkpoint was saved (off for plain HF checkpoints)."""
+def saved_copy_flag(config, requested: bool | None, name: str = "copy") -> bool:
+    """`copy` (the copy head), `copy_follow` or `copy_coverage` (its bonuses) on or off: as requested, else
+    as the checkpoint was saved (off for plain HF checkpoints)."""
     if requested is not None:
         return bool(requested)
-    return bool((getattr(config, MODEL_CONFIG_KEY, None) or {}).get("copy", False))
+    return bool((getattr(config, MODEL_CONFIG_KEY, None) or {}).get(name, False))
 
 
 def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -203,17 +207,46 @@ class CopyHead(nn.Module):
     """Pointer-generator mixing: P(w) = g * P_vocab(w) + (1 - g) * sum_{i: src_i = w} a_i, where a is an
     attention of the decoder state over the abstract's final hidden states and g = sigmoid(w.h).
     Most title characters occur in the abstract, so copying them is easier than generating them.
-    Works on log-probabilities, so regularizers (R-Drop's KL) see the final mixed distribution."""
+    Works on log-probabilities, so regularizers (R-Drop's KL) see the final mixed distribution.
 
-    def __init__(self, hidden_size: int):
+    With `follow`, the copy attention also gets a learned bonus f(h_t) at every abstract position i
+    whose predecessor src_{i-1} is the title token just fed in: the signal "carry on the span you are
+    copying". 84% of CSL title characters sit in a span of 2+ characters copied from the abstract;
+    without the bonus a small model must find the next position by content alone and drifts (titles
+    like 覆盖目标量视觉器视觉盖).
+
+    With `coverage`, positions whose token the title already holds get a learned bonus c(h_t)
+    (negative once learned: the model copying a span a second time is its main remaining failure)."""
+
+    def __init__(self, hidden_size: int, follow: bool = False, coverage: bool = False):
         super().__init__()
         self.query = nn.Linear(hidden_size, hidden_size)
         self.gate = nn.Linear(hidden_size, 1)
+        self.follow = nn.Linear(hidden_size, 1) if follow else None
+        self.coverage = nn.Linear(hidden_size, 1) if coverage else None
+        if follow:  # start by following spans; the model learns where to stop
+            nn.init.zeros_(self.follow.weight)
+            nn.init.constant_(self.follow.bias, 2.0)
+        if coverage:  # start neutral
+            nn.init.zeros_(self.coverage.weight)
+            nn.init.zeros_(self.coverage.bias)
 
-    def forward(self, vocab_log_probs, tgt_hidden, src_hidden, src_ids, src_copyable):
-        """vocab_log_probs [B,T,V], tgt_hidden [B,T,H], src_hidden [B,S,H], src_ids/src_copyable [B,S]."""
+    def forward(self, vocab_log_probs, tgt_hidden, src_hidden, src_ids, src_copyable, fed_ids=None):
+        """vocab_log_probs [B,T,V], tgt_hidden [B,T,H], src_hidden [B,S,H], src_ids/src_copyable [B,S].
+        fed_ids [B,T'] (T' >= T, needed with `follow` or `coverage`): the tokens fed in so far, the last T
+        of them at the positions of tgt_hidden (a cached decoding step passes its whole prefix)."""
+        T = tgt_hidden.size(1)
         scores = self.query(tgt_hidden) @ src_hidden.transpose(1, 2) / src_hidden.size(-1) ** 0.5  # [B,T,S]
-        scores = scores.float().masked_fill(~src_copyable[:, None, :], torch.finfo(torch.float32).min)
+        scores = scores.float()
+        if self.follow is not None:
+            previous = F.pad(src_ids[:, :-1], (1, 0), value=-1)  # src_{i-1}; nothing precedes position 0
+            continues = fed_ids[:, -T:, None] == previous[:, None, :]  # [B,T,S]
+            scores = scores + self.follow(tgt_hidden).float() * continues
+        if self.coverage is not None:
+            fed_here = (fed_ids[:, :, None] == src_ids[:, None, :]).int()  # [B,T',S]
+            seen = fed_here.cummax(dim=1).values[:, -T:]  # src_i's token was fed at or before t
+            scores = scores + self.coverage(tgt_hidden).float() * seen
+        scores = scores.masked_fill(~src_copyable[:, None, :], torch.finfo(torch.float32).min)
         attention = scores.softmax(-1)
         copy = torch.zeros_like(vocab_log_probs).scatter_add_(
             -1, src_ids[:, None, :].expand(-1, attention.size(1), -1), attention)
@@ -244,11 +277,13 @@ class UniLM(Seq2SeqModel):
 
     family = "unilm"
 
-    def __init__(self, bert: BertForMaskedLM, pad_id: int, cls_id: int, sep_id: int, copy: bool = False):
+    def __init__(self, bert: BertForMaskedLM, pad_id: int, cls_id: int, sep_id: int, copy: bool = False,
+                 copy_follow: bool = False, copy_coverage: bool = False):
         super().__init__(pad_id=pad_id, bos_id=cls_id, eos_id=sep_id, vocab_size=bert.config.vocab_size)
         self.bert = bert
         self.max_positions = bert.config.max_position_embeddings
-        self.copy_head = CopyHead(bert.config.hidden_size) if copy else None
+        self.copy_head = (CopyHead(bert.config.hidden_size, follow=copy_follow, coverage=copy_coverage)
+                          if copy else None)
         self._extra_specials: list[int] = []
 
     def with_tokenizer_specials(self, tokenizer) -> "UniLM":
@@ -261,7 +296,8 @@ class UniLM(Seq2SeqModel):
 
     @classmethod
     def from_scratch(cls, tokenizer, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024,
-                     dropout=0.1, max_positions=512, copy=False, **unused) -> "UniLM":
+                     dropout=0.1, max_positions=512, copy=False, copy_follow=False, copy_coverage=False,
+                     **unused) -> "UniLM":
         config = BertConfig(
             vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
             num_attention_heads=num_heads, intermediate_size=intermediate_size,
@@ -270,10 +306,11 @@ class UniLM(Seq2SeqModel):
             tie_word_embeddings=True,
         )
         return cls(BertForMaskedLM(config), tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
-                   copy=copy).with_tokenizer_specials(tokenizer)
+                   copy=copy, copy_follow=copy_follow, copy_coverage=copy_coverage).with_tokenizer_specials(tokenizer)
 
     @classmethod
     def from_pretrained(cls, path, tokenizer=None, dropout: float | None = None, copy: bool | None = None,
+                        copy_follow: bool | None = None, copy_coverage: bool | None = None,
                         **unused) -> "UniLM":
         overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
         bert = BertForMaskedLM.from_pretrained(str(path), **overrides)
@@ -281,7 +318,9 @@ class UniLM(Seq2SeqModel):
             from .tokenizer import load_tokenizer
             tokenizer = load_tokenizer(path)
         model = cls(bert, tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
-                    copy=saved_copy_flag(bert.config, copy))
+                    copy=saved_copy_flag(bert.config, copy),
+                    copy_follow=saved_copy_flag(bert.config, copy_follow, "copy_follow"),
+                    copy_coverage=saved_copy_flag(bert.config, copy_coverage, "copy_coverage"))
         load_extra_modules(model, path)
         return model.with_tokenizer_specials(tokenizer)
 
@@ -316,13 +355,14 @@ class UniLM(Seq2SeqModel):
             hidden = layer(hidden, mask, cache=cache)
         return hidden
 
-    def _log_probs(self, hidden, src_hidden=None, src_ids=None) -> torch.Tensor:
-        """hidden [B,T,H] -> log P [B,T,V]; with the copy head, mixed with copying from the abstract."""
+    def _log_probs(self, hidden, src_hidden=None, src_ids=None, fed_ids=None) -> torch.Tensor:
+        """hidden [B,T,H] -> log P [B,T,V]; with the copy head, mixed with copying from the abstract.
+        fed_ids [B,T'>=T]: the tokens fed in so far ([SEP], then the title), the last T at these positions."""
         log_probs = F.log_softmax(self.bert.cls(hidden).float(), dim=-1)
         if self.copy_head is None:
             return log_probs
         copyable = (src_ids != self.pad_id) & (src_ids != self.bos_id) & (src_ids != self.eos_id)
-        return self.copy_head(log_probs, hidden, src_hidden, src_ids, copyable)
+        return self.copy_head(log_probs, hidden, src_hidden, src_ids, copyable, fed_ids)
 
     def forward(self, batch: dict) -> torch.Tensor:
         src, tgt = batch["src_ids"], batch["tgt_in"]
@@ -339,7 +379,8 @@ class UniLM(Seq2SeqModel):
         hidden = self._run_layers(torch.cat([src, tgt], 1), segments, positions, unilm_mask(src_valid, tgt_valid))
         last_src = hidden[torch.arange(B, device=src.device), src_len - 1]  # the abstract's [SEP]
         out = torch.cat([last_src[:, None], hidden[:, S:]], dim=1)  # [B, T+1, H]
-        return self._log_probs(out, hidden[:, :S], src)
+        fed = torch.cat([src.new_full((B, 1), self.eos_id), tgt], dim=1)  # the token at each of those positions
+        return self._log_probs(out, hidden[:, :S], src, fed)
 
     def _start_cached(self, src_ids):
         B, S = src_ids.shape
@@ -352,7 +393,7 @@ class UniLM(Seq2SeqModel):
         last = hidden[torch.arange(B, device=src_ids.device), src_len - 1]
         state = DecodeState(src_ids, src_ids.new_zeros(B, 0),
                             {"cache": cache, "key_valid": src_valid, "next_pos": src_len.clone(), "src_hidden": hidden})
-        return state, self._log_probs(last[:, None], hidden, src_ids)[:, 0]
+        return state, self._log_probs(last[:, None], hidden, src_ids, src_ids.new_full((B, 1), self.eos_id))[:, 0]
 
     def _step_cached(self, state, tokens):
         x = state.extras
@@ -360,7 +401,8 @@ class UniLM(Seq2SeqModel):
         hidden = self._run_layers(tokens[:, None], torch.ones_like(tokens[:, None]), x["next_pos"][:, None],
                                   key_valid[:, None, :], x["cache"])
         x["key_valid"], x["next_pos"] = key_valid, x["next_pos"] + 1
-        return self._log_probs(hidden, x["src_hidden"], state.src_ids)[:, 0]
+        fed = F.pad(state.prefix, (1, 0), value=self.eos_id)  # [SEP] + the title so far (this step's token last)
+        return self._log_probs(hidden, x["src_hidden"], state.src_ids, fed)[:, 0]
 
 
 EXTRA_WEIGHTS = "extra_modules.safetensors"  # our heads that the HF model class does not know about
@@ -418,7 +460,8 @@ def build_model(cfg, tokenizer) -> Seq2SeqModel:
     kwargs = {k: v for k, v in cfg.items() if k not in ("family", "pretrained", "name", "trim_vocab")}
     if cfg.get("pretrained"):
         return model_class.from_pretrained(cfg.pretrained, tokenizer=tokenizer, dropout=cfg.get("dropout"),
-                                         copy=cfg.get("copy"))
+                                         copy=cfg.get("copy"), copy_follow=cfg.get("copy_follow"),
+                                         copy_coverage=cfg.get("copy_coverage"))
     return model_class.from_scratch(tokenizer, **kwargs)
 
 

@@ -73,3 +73,16 @@ def tiny_unilm(tiny_tokenizer):
     torch.manual_seed(0)
     return UniLM.from_scratch(tiny_tokenizer, hidden_size=32, num_layers=2, num_heads=2,
                               intermediate_size=64, max_positions=128).eval()
+
+
+def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_len: int = 10) -> None:
+    """Beam search with the key/value cache returns the same hypotheses and scores as recomputing
+    the whole prefix at every step (the reference)."""
+    from seq2seq_rdrop.decoding import beam_search
+
+    kw = dict(beam_size=beam_size, max_len=max_len, num_return=beam_size, no_repeat_ngram=2)
+    cached = beam_search(model, src, use_cache=True, **kw)
+    uncached = beam_search(model, src, use_cache=False, **kw)
+    for hyps_a, hyps_b in zip(cached, uncached):
+        assert [h.tokens for h in hyps_a] == [h.tokens for h in hyps_b]
+        assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)

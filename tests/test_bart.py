@@ -27,15 +27,16 @@ CONF_DIR = REPO_ROOT / "conf"
 REGULARIZER_YAMLS = sorted(p.stem for p in (CONF_DIR / "regularizer").glob("*.yaml"))
 
 
-from conftest import TINY_COMMON  # noqa: E402
+from conftest import TINY_COMMON, assert_cached_beam_search_equals_uncached  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_bart(tokenizer, copy=False, seed=0, dropout=0.1) -> BartSeq2Seq:
+def tiny_bart(tokenizer, copy=False, seed=0, dropout=0.1, copy_follow=False, copy_coverage=False) -> BartSeq2Seq:
     torch.manual_seed(seed)
     return BartSeq2Seq.from_scratch(tokenizer, hidden_size=32, encoder_layers=2, decoder_layers=2, num_heads=2,
-                                    ffn_size=64, dropout=dropout, max_positions=128, copy=copy).eval()
+                                    ffn_size=64, dropout=dropout, max_positions=128, copy=copy,
+                                    copy_follow=copy_follow, copy_coverage=copy_coverage).eval()
 
 
 @pytest.fixture
@@ -131,17 +132,15 @@ def test_cached_steps_equal_the_full_forward(bart):
             assert torch.allclose(log_probs, full[:, j], atol=1e-5)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "follow"])
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_cached_beam_search_equals_uncached(tiny_tokenizer, beam_size, copy):
-    model = tiny_bart(tiny_tokenizer, copy=copy)
+    model = tiny_bart(tiny_tokenizer, copy=bool(copy), copy_follow=copy == "follow", copy_coverage=copy == "follow")
+    if copy == "follow":  # bonuses that depend on the state
+        for bonus in (model.copy_head.follow, model.copy_head.coverage):
+            torch.nn.init.normal_(bonus.weight, std=0.5)
     src = sources(model)
-    kw = dict(beam_size=beam_size, max_len=10, num_return=beam_size, no_repeat_ngram=2)
-    cached = beam_search(model, src, use_cache=True, **kw)
-    uncached = beam_search(model, src, use_cache=False, **kw)
-    for hyps_a, hyps_b in zip(cached, uncached):
-        assert [h.tokens for h in hyps_a] == [h.tokens for h in hyps_b]
-        assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)
+    assert_cached_beam_search_equals_uncached(model, src, beam_size)
 
 
 def test_beam_size_one_equals_greedy(bart):
@@ -168,16 +167,19 @@ def test_reorder_across_abstracts_moves_the_cross_attention_cache_too(bart):
 # --------------------------------------------------------------------------- checkpoints
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, True, "follow"])
 def test_save_and_load_round_trip(tiny_tokenizer, tmp_path, copy):
-    model = tiny_bart(tiny_tokenizer, copy=copy)
+    model = tiny_bart(tiny_tokenizer, copy=bool(copy), copy_follow=copy == "follow")
     if copy:  # a copy head that is not at its initial values
         torch.nn.init.normal_(model.copy_head.gate.weight)
+    if copy == "follow":
+        torch.nn.init.normal_(model.copy_head.follow.weight)
     model.save_pretrained(tmp_path)
     assert read_family(tmp_path) == "bart"
-    assert (tmp_path / "extra_modules.safetensors").is_file() == copy
+    assert (tmp_path / "extra_modules.safetensors").is_file() == bool(copy)
     again = load_model(tmp_path, tiny_tokenizer).eval()
-    assert isinstance(again, BartSeq2Seq) and (again.copy_head is not None) == copy
+    assert isinstance(again, BartSeq2Seq) and (again.copy_head is not None) == bool(copy)
+    assert copy != "follow" or again.copy_head.follow is not None
     assert again.decoder_start_id == model.decoder_start_id
     batch = model.collate([model.build_example([5, 6, 7], [8, 9])])
     assert torch.allclose(again(batch), model(batch), atol=1e-6)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import assert_cached_beam_search_equals_uncached
 from seq2seq_rdrop.decoding import _banned_tokens, beam_search, greedy_search
 
 
@@ -13,12 +14,7 @@ def sources(model):
 @pytest.mark.parametrize("beam_size", [1, 3, 5])
 def test_cached_beam_search_equals_uncached(tiny_unilm, beam_size):
     src = sources(tiny_unilm)
-    kw = dict(beam_size=beam_size, max_len=12, num_return=beam_size, no_repeat_ngram=2)
-    cached = beam_search(tiny_unilm, src, use_cache=True, **kw)
-    uncached = beam_search(tiny_unilm, src, use_cache=False, **kw)
-    for hyps_a, hyps_b in zip(cached, uncached):
-        assert [h.tokens for h in hyps_a] == [h.tokens for h in hyps_b]
-        assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)
+    assert_cached_beam_search_equals_uncached(tiny_unilm, src, beam_size, max_len=12)
 
 
 def test_beam_size_one_equals_greedy(tiny_unilm):

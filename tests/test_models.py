@@ -1,6 +1,9 @@
 import torch
 
-from seq2seq_rdrop.models import UniLM, load_model, unilm_mask
+import pytest
+from conftest import assert_cached_beam_search_equals_uncached
+
+from seq2seq_rdrop.models import CopyHead, UniLM, load_model, unilm_mask
 
 
 def test_unilm_mask_title_position_cannot_see_later_title_positions():
@@ -114,3 +117,70 @@ def test_reorder_among_one_abstracts_beams_leaves_encoder_states_in_place(tiny_u
     full = model({"src_ids": batch["src_ids"][rows],
                   "tgt_in": torch.stack([tokens[within], torch.full((4,), 9)], dim=1)})
     assert torch.allclose(log_probs, full[:, 2], atol=1e-5)
+
+
+# --------------------------------------------------------------------------- copy head
+
+
+@pytest.fixture
+def copy_follow_unilm(tiny_tokenizer):
+    torch.manual_seed(0)
+    model = UniLM.from_scratch(tiny_tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                               max_positions=128, copy=True, copy_follow=True, copy_coverage=True).eval()
+    for bonus in (model.copy_head.follow, model.copy_head.coverage):  # bonuses that depend on the state
+        torch.nn.init.normal_(bonus.weight, std=0.5)
+        torch.nn.init.normal_(bonus.bias)
+    return model
+
+
+def test_follow_bonus_moves_copy_attention_to_the_successor_of_the_fed_token():
+    """With content attention switched off (uniform), the only preference left is the follow bonus:
+    after feeding token 7, the copy mass goes to whatever follows 7 in the abstract (token 9)."""
+    torch.manual_seed(0)
+    head = CopyHead(8, follow=True)
+    torch.nn.init.zeros_(head.query.weight)
+    torch.nn.init.zeros_(head.query.bias)
+    torch.nn.init.constant_(head.gate.bias, -20.0)  # copy only
+    src = torch.tensor([[5, 6, 7, 9, 10]])
+    vocab = torch.zeros(1, 2, 12).log_softmax(-1)
+    hidden, src_hidden = torch.randn(1, 2, 8), torch.randn(1, 5, 8)
+    fed = torch.tensor([[7, 11]])  # 7 occurs in the abstract, 11 does not
+    with torch.no_grad():
+        probs = head(vocab, hidden, src_hidden, src, torch.ones_like(src, dtype=torch.bool), fed).exp()
+    assert probs[0, 0].argmax() == 9 and probs[0, 0, 9] > 0.5
+    assert torch.allclose(probs[0, 1, [5, 6, 7, 9, 10]], torch.full((5,), 0.2), atol=1e-4), "no match: uniform"
+
+
+def test_coverage_bonus_acts_on_positions_whose_token_the_title_already_holds():
+    """Uniform content attention, coverage bonus -20: once token 6 has been fed, copying 6 is
+    (almost) ruled out; before that it was as likely as any other abstract token."""
+    head = CopyHead(8, coverage=True)
+    for layer in (head.query, head.coverage):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    torch.nn.init.constant_(head.coverage.bias, -20.0)
+    torch.nn.init.constant_(head.gate.bias, -20.0)  # copy only
+    src = torch.tensor([[5, 6, 7, 9]])
+    fed = torch.tensor([[5, 6, 11]])  # position t has been fed fed[:, :t+1]
+    with torch.no_grad():
+        probs = head(torch.zeros(1, 3, 12).log_softmax(-1), torch.randn(1, 3, 8), torch.randn(1, 4, 8), src,
+                     torch.ones_like(src, dtype=torch.bool), fed).exp()
+    assert float(probs[0, 0, 6]) == pytest.approx(1 / 3, abs=1e-4), "after [5]: 6, 7, 9 share the mass"
+    assert probs[0, 1, 6] < 1e-6 and probs[0, 2, 6] < 1e-6, "after [5, 6] (and later): 6 is covered"
+    assert float(probs[0, 2, [7, 9]].sum()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_cached_beam_search_with_copy_bonuses_equals_uncached(copy_follow_unilm, beam_size):
+    model = copy_follow_unilm
+    src = model.collate([model.build_example([5, 6, 7, 5, 6, 8], None),
+                         model.build_example([9, 10, 11, 12], None)])["src_ids"]
+    assert_cached_beam_search_equals_uncached(model, src, beam_size)
+
+
+def test_copy_bonuses_survive_save_and_load(copy_follow_unilm, tiny_tokenizer, tmp_path):
+    copy_follow_unilm.save_pretrained(tmp_path)
+    again = load_model(tmp_path, tiny_tokenizer).eval()
+    assert again.copy_head.follow is not None and again.copy_head.coverage is not None
+    batch = again.collate([again.build_example([5, 6, 7], [6, 7])])
+    assert torch.allclose(again(batch), copy_follow_unilm(batch), atol=1e-6)
