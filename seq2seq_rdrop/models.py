@@ -12,6 +12,7 @@ slower, but the reference that the cached path must equal.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 from transformers.utils import logging as hf_logging
+
+log = logging.getLogger(__name__)
 
 hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing model shards" bars at every checkpoint
 
@@ -425,7 +428,16 @@ def load_extra_modules(model: Seq2SeqModel, path) -> None:
     if not file.is_file():  # a pretrained encoder without our head: the head starts fresh
         return
     state = {k[len("copy_head."):]: v for k, v in load_file(str(file)).items() if k.startswith("copy_head.")}
-    model.copy_head.load_state_dict(state)
+    missing, unexpected = model.copy_head.load_state_dict(state, strict=False)
+    # the span-following and coverage bonuses may be switched on (or off) for a checkpoint saved
+    # without (with) them, e.g. fine-tuning an older pretrain.py checkpoint with +experiment=quality
+    bonus = ("follow.", "coverage.")
+    if [k for k in missing + unexpected if not k.startswith(bonus)]:
+        raise RuntimeError(f"{file}: copy head weights do not fit (missing {missing}, unexpected {unexpected})")
+    if missing:
+        log.info("%s: no weights for %s; they start at their initial values", file, ", ".join(missing))
+    if unexpected:
+        log.warning("%s: %s not used (switched off for this run)", file, ", ".join(unexpected))
 
 
 def read_family(path: str | Path) -> str:

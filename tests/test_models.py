@@ -184,3 +184,16 @@ def test_copy_bonuses_survive_save_and_load(copy_follow_unilm, tiny_tokenizer, t
     assert again.copy_head.follow is not None and again.copy_head.coverage is not None
     batch = again.collate([again.build_example([5, 6, 7], [6, 7])])
     assert torch.allclose(again(batch), copy_follow_unilm(batch), atol=1e-6)
+
+
+def test_copy_bonuses_can_be_switched_on_for_a_checkpoint_saved_without_them(tiny_tokenizer, tmp_path):
+    """Fine-tuning an older copy-head checkpoint with the bonuses on: the saved weights load, the
+    bonuses start at their initial values (follow bias 2, coverage 0)."""
+    torch.manual_seed(0)
+    plain = UniLM.from_scratch(tiny_tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                               max_positions=128, copy=True).eval()
+    torch.nn.init.normal_(plain.copy_head.gate.weight)
+    plain.save_pretrained(tmp_path)
+    again = UniLM.from_pretrained(tmp_path, tiny_tokenizer, copy_follow=True, copy_coverage=True)
+    assert torch.equal(again.copy_head.gate.weight, plain.copy_head.gate.weight)
+    assert float(again.copy_head.follow.bias) == 2.0 and float(again.copy_head.coverage.bias) == 0.0
