@@ -28,7 +28,7 @@ from transformers import BartConfig, BartForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from .models import (MODEL_CLASSES, CopyHead, DecodeState, Seq2SeqModel, load_extra_modules,
-                     saved_copy_flag)
+                     saved_copy_options)
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,8 @@ class BartSeq2Seq(Seq2SeqModel):
             bart.resize_token_embeddings(len(tokenizer))
         pad, bos, eos = cls._special_ids(tokenizer, bart.config)
         start = _first_id(bart.config.decoder_start_token_id, bos)
-        model = cls(bart, pad, bos, eos, decoder_start_id=start, copy=saved_copy_flag(bart.config, copy),
-                    extra_specials=cls._never_generated(tokenizer),
-                    copy_follow=saved_copy_flag(bart.config, copy_follow, "copy_follow"),
-                    copy_coverage=saved_copy_flag(bart.config, copy_coverage, "copy_coverage"))
+        model = cls(bart, pad, bos, eos, decoder_start_id=start, extra_specials=cls._never_generated(tokenizer),
+                    **saved_copy_options(bart.config, copy, copy_follow, copy_coverage))
         load_extra_modules(model, path)
         return model
 

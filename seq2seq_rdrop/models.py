@@ -191,12 +191,12 @@ class Seq2SeqModel(nn.Module):
         save_extra_modules(self, out_dir)
 
 
-def saved_copy_flag(config, requested: bool | None, name: str = "copy") -> bool:
-    """`copy` (the copy head), `copy_follow` or `copy_coverage` (its bonuses) on or off: as requested, else
-    as the checkpoint was saved (off for plain HF checkpoints)."""
-    if requested is not None:
-        return bool(requested)
-    return bool((getattr(config, MODEL_CONFIG_KEY, None) or {}).get(name, False))
+def saved_copy_options(config, copy: bool | None, copy_follow: bool | None, copy_coverage: bool | None) -> dict:
+    """`copy` (the copy head), `copy_follow` and `copy_coverage` (its bonuses): each as requested, else as
+    the checkpoint was saved (off for plain HF checkpoints). Keyword arguments for the model classes."""
+    saved = getattr(config, MODEL_CONFIG_KEY, None) or {}
+    requested = {"copy": copy, "copy_follow": copy_follow, "copy_coverage": copy_coverage}
+    return {name: bool(saved.get(name, False) if value is None else value) for name, value in requested.items()}
 
 
 def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -321,9 +321,7 @@ class UniLM(Seq2SeqModel):
             from .tokenizer import load_tokenizer
             tokenizer = load_tokenizer(path)
         model = cls(bert, tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
-                    copy=saved_copy_flag(bert.config, copy),
-                    copy_follow=saved_copy_flag(bert.config, copy_follow, "copy_follow"),
-                    copy_coverage=saved_copy_flag(bert.config, copy_coverage, "copy_coverage"))
+                    **saved_copy_options(bert.config, copy, copy_follow, copy_coverage))
         load_extra_modules(model, path)
         return model.with_tokenizer_specials(tokenizer)
 
