@@ -120,3 +120,77 @@ def test_max_minutes_stops_after_a_last_evaluation(data_dir, tmp_path):
                "trainer.save_every=0", f"hydra.run.dir={out}", *TINY])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_step"] == 1 and metrics["total_steps"] == 1000
+
+
+def test_deadline_schedule_follows_steps_while_the_clock_is_behind_and_anneals_by_the_deadline():
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from seq2seq_rdrop.training import linear_schedule_to_deadline
+
+    def lrs(make, steps):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = make(optimizer)
+        out = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            out.append(scheduler.get_last_lr()[0])
+        return out
+
+    by_steps = lrs(lambda opt: get_linear_schedule_with_warmup(opt, 2, 20), 20)
+    assert lrs(lambda opt: linear_schedule_to_deadline(opt, 0.1, 20, lambda: 0.0), 20) == pytest.approx(by_steps)
+    # half the time budget gone after 3 of 1000 steps: the rate is where a by-steps schedule is at 50%
+    assert lrs(lambda opt: linear_schedule_to_deadline(opt, 0.1, 1000, lambda: 0.5), 3)[-1] == pytest.approx(0.5 / 0.9)
+    assert lrs(lambda opt: linear_schedule_to_deadline(opt, 0.1, 1000, lambda: 1.2), 3)[-1] == 0.0
+
+
+def test_a_run_the_clock_stops_ends_with_its_learning_rate_annealed(data_dir, tmp_path):
+    import csv
+
+    out = tmp_path / "deadline"
+    run_train([f"data.dir={data_dir}", "trainer.max_steps=100000", "trainer.max_minutes=0.02",
+               "trainer.lr_decay_by_time=true", "trainer.save_every=0", f"hydra.run.dir={out}", *TINY,
+               "trainer.log_every=1"])
+    with open(out / "train_log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert 1 < int(rows[-1]["step"]) < 100000  # stopped by the clock, several steps in
+    assert float(rows[-1]["lr"]) == 0.0 and max(float(r["lr"]) for r in rows) > 0.0
+
+
+def test_ema_checkpoint_is_the_moving_average_of_the_trained_weights_across_a_resume(data_dir, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    out, decay = tmp_path / "ema", 0.75
+    common = [f"data.dir={data_dir}", "trainer.max_steps=2", f"trainer.ema_decay={decay}", "trainer.save_every=1",
+              "trainer.eval_every=100", f"hydra.run.dir={out}", *TINY]
+    run_train([*common, "trainer.max_minutes=0.0001"])  # the clock stops it after step 1
+    weights_1 = load_file(out / "state" / "model" / "model.safetensors")
+    shutil.copytree(out / "state", tmp_path / "state_1")
+    run_train([*common, "trainer.resume=true"])  # step 2
+    weights_2 = load_file(out / "state" / "model" / "model.safetensors")
+    ema_2 = {k.removeprefix("module.bert."): v for k, v in  # our UniLM holds the HF model as .bert
+             torch.load(out / "state" / "trainer_state.pt", weights_only=False)["ema"].items()}
+    assert [k for k in weights_2 if not torch_equal(weights_1[k], weights_2[k])]  # the second step moved weights
+    for name in weights_2:
+        expected = decay * weights_1[name] + (1 - decay) * weights_2[name]
+        assert (ema_2[name] - expected).abs().max() < 1e-6, name
+    # the checkpoint holds the average as it was at the best evaluation (after step 1 it was w1 itself)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ema_decay"] == decay
+    best = ema_2 if metrics["best_step"] == 2 else weights_1
+    saved = load_file(out / "checkpoint" / "model.safetensors")
+    assert all((saved[k] - best[k]).abs().max() < 1e-6 for k in saved)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_ema_decay_outside_zero_one_is_refused_naming_the_option(data_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data_dir}", "trainer.ema_decay=1.5",
+                           f"hydra.run.dir={tmp_path / 'bad'}", *TINY], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0 and "trainer.ema_decay=1.5" in proc.stderr
