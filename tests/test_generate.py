@@ -352,3 +352,35 @@ def test_example_ids_are_line_numbers():
     assert list(tsv_lines(examples, results)) == ["3\t标题 一\t-0.5000\n", "7\t\t-inf\n"]
     assert [json.loads(x) for x in jsonl_lines(examples, results)] == [
         {"abstract_id": 3, "title": "标题\t一", "score": -0.5}, {"abstract_id": 7, "title": "", "score": None}]
+
+
+def _load_decode_levers():
+    spec = importlib.util.spec_from_file_location("decode_levers", REPO_ROOT / "scripts" / "decode_levers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_decode_levers_scores_each_setting_per_checkpoint_and_averages_over_checkpoints(ckpt, tmp_path, monkeypatch):
+    levers = _load_decode_levers()
+    data = tmp_path / "dev.tsv"
+    data.write_text("".join(f"{a[:4]}\t{a}\n" for a in _abstracts(6, seed=5)), encoding="utf-8")
+    out = tmp_path / "levers.md"
+    monkeypatch.setattr(sys, "argv", ["decode_levers.py", str(ckpt), str(ckpt), "--data", str(data), "--out", str(out),
+                                      "--setting", f"beam_size=1,max_len={MAX_LEN}",
+                                      "--setting", f"beam_size=3,max_len={MAX_LEN},length_penalty=1.5"])
+    assert levers.main() == 0
+    rows = [line.split(" | ") for line in out.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    per_run = [r for r in rows if r[0].startswith("| `")]
+    means = [r for r in rows if r[0] == "| mean of 2"]
+    assert len(per_run) == 4 and len(means) == 2
+    for mean in means:  # the same checkpoint twice: each setting's mean is its (deterministic) row
+        same = [r for r in per_run if r[1] == mean[1]]
+        assert len(same) == 2 and same[0][2:7] == same[1][2:7] == mean[2:7]
+
+
+def test_decode_levers_refuses_an_unknown_setting_naming_the_allowed_ones():
+    levers = _load_decode_levers()
+    assert levers.parse_setting("beam_size=8,length_penalty=1.2")[1] == {"beam_size": 8, "length_penalty": 1.2}
+    with pytest.raises(SystemExit, match="beam_size, length_penalty"):
+        levers.parse_setting("beam=8")
