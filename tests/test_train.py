@@ -174,7 +174,7 @@ def test_ema_checkpoint_is_the_moving_average_of_the_trained_weights_across_a_re
     weights_2 = load_file(out / "state" / "model" / "model.safetensors")
     ema_2 = {k.removeprefix("module.bert."): v for k, v in  # our UniLM holds the HF model as .bert
              torch.load(out / "state" / "trainer_state.pt", weights_only=False)["ema"].items()}
-    assert [k for k in weights_2 if not torch_equal(weights_1[k], weights_2[k])]  # the second step moved weights
+    assert [k for k in weights_2 if not torch.equal(weights_1[k], weights_2[k])]  # the second step moved weights
     for name in weights_2:
         expected = decay * weights_1[name] + (1 - decay) * weights_2[name]
         assert (ema_2[name] - expected).abs().max() < 1e-6, name
@@ -184,10 +184,6 @@ def test_ema_checkpoint_is_the_moving_average_of_the_trained_weights_across_a_re
     best = ema_2 if metrics["best_step"] == 2 else weights_1
     saved = load_file(out / "checkpoint" / "model.safetensors")
     assert all((saved[k] - best[k]).abs().max() < 1e-6 for k in saved)
-
-
-def torch_equal(a, b) -> bool:
-    return bool((a == b).all())
 
 
 def test_ema_decay_outside_zero_one_is_refused_naming_the_option(data_dir, tmp_path):
