@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py [--steps 8] [--warmup 2] [--batch-size B] [--examples N]
                                   [--regularizers baseline,random_replace,grad_penalty,rdrop]
-                                  [--out outputs/benchmarks/bench_train.md] [--no-memory]
+                                  [--out outputs/benchmarks/bench_train.md] [--no-memory] [--fast-dropout-peer]
                                   [hydra overrides, e.g. model.hidden_size=64 trainer.device=cuda]
 
 The configuration is conf/train.yaml composed with the given overrides (the default model
@@ -17,6 +17,10 @@ are shared (the weights' values do not change the cost). Before each step the mo
 set to what the regularizer trains with (`model_dropout`, else the model's own): this matters
 for cost because on CPU PyTorch's attention picks a different kernel when dropout is 0.
 The table gives the median over the timed steps and the ratio to the baseline's median.
+Dropout follows trainer.fast_dropout; with --fast-dropout-peer every regularizer is also timed with
+the other dropout (entries '<name>+fast_dropout', torch's dropout for the plain names), same batches,
+same round-robin; a '+fast_dropout' entry's ratio is to 'baseline+fast_dropout', and the table adds
+each regularizer's torch/fast time ratio.
 
 Peak memory: on CUDA, torch.cuda.max_memory_allocated around each regularizer's steps. On CPU
 the resident set size is process-wide and only grows, so each regularizer gets a fresh spawned
@@ -44,6 +48,7 @@ from hydra.utils import instantiate  # noqa: E402
 from seq2seq_rdrop.machine import machine_lines  # noqa: E402
 from seq2seq_rdrop.memory import keep_freed_memory  # noqa: E402
 from seq2seq_rdrop.data import read_examples, resolve_data_dir  # noqa: E402
+from seq2seq_rdrop.fast_dropout import use_fast_dropout  # noqa: E402
 from seq2seq_rdrop.models import build_model  # noqa: E402
 from seq2seq_rdrop.regularizers import Regularizer  # noqa: E402
 from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer  # noqa: E402
@@ -67,6 +72,8 @@ def parse_args(argv=None):
                         help="comma-separated conf/regularizer names; baseline is always included")
     parser.add_argument("--out", default="outputs/benchmarks/bench_train.md", help="markdown report to write")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--fast-dropout-peer", action="store_true",
+                        help="time every regularizer twice, with torch's dropout and with trainer.fast_dropout")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for conf/train.yaml, e.g. model.hidden_size=64")
     args = parser.parse_intermixed_args(argv)  # overrides may sit between options
     if args.steps < 1 or args.warmup < 0:
@@ -148,14 +155,14 @@ def _reset_peak_rss() -> bool:
 
 
 def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, queue) -> None:
-    keep_freed_memory()
     """Spawned child: the same model, one regularizer, 2 steps on `batch`; put peak RSS into queue."""
+    keep_freed_memory()
     try:
         torch.set_num_threads(num_threads)
         torch.manual_seed(seed)
         cfg = compose_cfg(overrides, name)
         tokenizer = load_tokenizer(tokenizer_path)
-        model = build_model(cfg.model, tokenizer)
+        model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.get("fast_dropout")))
         regularizer = instantiate(cfg.regularizer)
         if regularizer.model_dropout is not None:
             model.set_dropout(regularizer.model_dropout)
@@ -190,6 +197,7 @@ def cpu_peak_memory(overrides, names, tokenizer_path, batch, num_threads, seed) 
 
 
 DOUBLED = "baseline_2B_rows"
+FAST = "+fast_dropout"
 
 
 class DoubledBatch(Regularizer):
@@ -243,15 +251,23 @@ def main(argv=None) -> int:
         ]
         print("\n".join(header), flush=True)
 
-        times: dict[str, list[float]] = {n: [] for n in regularizers}
-        last: dict[str, float] = {}
-        cuda_peak: dict[str, float] = {n: 0.0 for n in regularizers}
+        # which dropout each timed entry uses: the config's, or (--fast-dropout-peer) both, as two entries
+        fast = {n: bool(cfg.trainer.get("fast_dropout")) for n in regularizers}
+        if args.fast_dropout_peer:
+            fast = {n: False for n in regularizers}
+            for name in list(regularizers):
+                regularizers[name + FAST] = regularizers[name]
+                fast[name + FAST] = True
         names = list(regularizers)
+        times: dict[str, list[float]] = {n: [] for n in names}
+        last: dict[str, float] = {}
+        cuda_peak: dict[str, float] = {n: 0.0 for n in names}
         for i in range(n_steps):
             batch = {k: v.to(device) for k, v in batches[i].items()}
             rot = i % len(names)
             for name in names[rot:] + names[:rot]:
                 reg = regularizers[name]
+                use_fast_dropout(model, fast[name])
                 dropout = reg.model_dropout if reg.model_dropout is not None else own_dropout
                 if dropout is not None:
                     model.set_dropout(dropout)
@@ -282,7 +298,8 @@ def main(argv=None) -> int:
                            "(includes the shared model, gradients and AdamW state)")
         else:
             print("measuring peak memory: one spawned process per regularizer, 2 steps each ...", flush=True)
-            memory = cpu_peak_memory(args.overrides, [n for n in names if n != DOUBLED], tokenizer_path, batches[0],
+            memory = cpu_peak_memory(args.overrides, [n for n in names if n != DOUBLED and not n.endswith(FAST)],
+                                     tokenizer_path, batches[0],
                                      torch.get_num_threads(), cfg.seed)
             how = next((m["how"] for m in memory.values() if "how" in m), "ru_maxrss")
             memory_note = ("peak MiB: peak RSS of a fresh spawned process (imports, model, data, 2 steps on "
@@ -291,12 +308,12 @@ def main(argv=None) -> int:
                                "/proc/self/clear_refs)" if how == "VmHWM reset" else
                                "how much the 2 steps raised the process's peak RSS above the set-up's"))
 
-    base = statistics.median(times["baseline"])
     rows = []
     for name in names:
         med = statistics.median(times[name])
-        ratio = med / base
-        target = TARGETS.get(name)
+        fast_entry = name.endswith(FAST)  # compared with the baseline on the same dropout
+        ratio = med / statistics.median(times["baseline" + (FAST if fast_entry else "")])
+        target = TARGETS.get(name.removesuffix(FAST))
         mem = memory.get(name, {})
         if "error" in mem:
             peak = step_mem = f"error: {mem['error']}"
@@ -306,9 +323,14 @@ def main(argv=None) -> int:
         rows.append([name, f"{med:.4f}", f"{ratio:.2f}x", f"<= {target:.2f}x" if target else "-",
                      ("yes" if ratio <= target else "no") if target else "-", peak, step_mem,
                      f"{min(times[name]):.4f}", f"{max(times[name]):.4f}"])
-    if DOUBLED in times and "rdrop" in times:
-        rdrop_vs_doubled = statistics.median(times["rdrop"]) / statistics.median(times[DOUBLED])
-        rows.append([f"rdrop / {DOUBLED}", "-", f"{rdrop_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
+    for suffix in ("", FAST):
+        if DOUBLED + suffix in times and "rdrop" + suffix in times:
+            rdrop_vs_doubled = statistics.median(times["rdrop" + suffix]) / statistics.median(times[DOUBLED + suffix])
+            rows.append([f"rdrop{suffix} / {DOUBLED}{suffix}", "-", f"{rdrop_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
+    for name in names:
+        if name + FAST in times:  # the same regularizer, same batches, same run: what fast_dropout saves
+            speedup = statistics.median(times[name]) / statistics.median(times[name + FAST])
+            rows.append([f"{name}: torch / fast dropout", "-", f"{speedup:.2f}x faster", "-", "-", "-", "-", "-", "-"])
     columns = ["regularizer", "median s/step", "ratio to baseline", "target", "meets target",
                "peak MiB", "step +MiB", "min s", "max s"]
     table = [f"| {' | '.join(columns)} |", f"|{'|'.join('---' for _ in columns)}|"]

@@ -27,6 +27,7 @@ from transformers.utils import logging as hf_logging
 from .checkpoints import atomic_write_dir, recover_dir, save_model_checkpoint
 from .data import read_examples, resolve_data_dir
 from .decoding import generate
+from .fast_dropout import use_fast_dropout
 from .distributed import init_distributed, shutdown, wrap
 from .memory import keep_freed_memory
 from .metrics import METRIC_NAMES, format_table, score_corpus
@@ -212,6 +213,8 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
     regularizer = instantiate(cfg.regularizer)
     if regularizer.model_dropout is not None:
         model.set_dropout(regularizer.model_dropout)
+    if tcfg.get("fast_dropout"):  # dropout masks at a quarter of torch's CPU cost (fast_dropout.py)
+        use_fast_dropout(model)
     model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s: %.2fM parameters, vocabulary %d", model.family, n_params / 1e6, model.vocab_size)
@@ -365,6 +368,7 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
         "world_size": ctx.world_size,
         "precision": tcfg.get("precision", "fp32"),
         "ema_decay": tcfg.get("ema_decay"),
+        "fast_dropout": bool(tcfg.get("fast_dropout")),
     }
     if ctx.enabled:
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync

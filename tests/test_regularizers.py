@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) on an uninstalled checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+from seq2seq_rdrop.fast_dropout import use_fast_dropout  # noqa: E402
 from seq2seq_rdrop.models import UniLM  # noqa: E402
 from seq2seq_rdrop.regularizers import Baseline, GradPenalty, RandomReplace, RDrop  # noqa: E402
 from seq2seq_rdrop.regularizers.random_replace import replace_title_inputs  # noqa: E402
@@ -399,12 +400,14 @@ def test_all_regularizer_yamls_are_tested():
     assert {"baseline", "random_replace", "grad_penalty", "rdrop", "rdrop_random_replace"} <= set(REGULARIZER_YAMLS)
 
 
+@pytest.mark.parametrize("fast_dropout", [False, True], ids=["torch_dropout", "fast_dropout"])
 @pytest.mark.parametrize("name", REGULARIZER_YAMLS)
-def test_every_regularizer_yaml_trains_a_tiny_model(tok, name):
+def test_every_regularizer_yaml_trains_a_tiny_model(tok, name, fast_dropout):
+    """...with torch's dropout and with trainer.fast_dropout (gradient penalty: its double backward too)."""
     cfg = compose_train([f"regularizer={name}"])
     reg = instantiate(cfg.regularizer)
     assert reg.name == name
-    model = tiny_model(tok, dropout=0.1, seed=1)
+    model = use_fast_dropout(tiny_model(tok, dropout=0.1, seed=1), fast_dropout)
     if reg.model_dropout is not None:
         model.set_dropout(reg.model_dropout)
     model.train()
