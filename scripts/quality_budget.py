@@ -1,6 +1,6 @@
 """Train the from-scratch quality preset within a time budget and print what it reached.
 
-    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 10] [--reserve-minutes 2.5] [--pretrain-override K=V ...]
+    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 14] [--reserve-minutes 2.5] [--pretrain-override K=V ...]
                                      [train.py overrides ...]
 
 With --pretrain-minutes P > 0, first runs `python pretrain.py trainer.max_minutes=<P - 0.5>`
@@ -29,8 +29,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="the whole budget, training + evaluation")
     parser.add_argument("--run-dir", default=None, help="hydra.run.dir (default outputs/runs/quality_<time>)")
-    parser.add_argument("--pretrain-minutes", type=float, default=10.0,
-                        help="minutes of the budget spent in pretrain.py first (default 10; 0 = no pretraining)")
+    parser.add_argument("--pretrain-minutes", type=float, default=14.0,
+                        help="minutes of the budget spent in pretrain.py first (default 14; 0 = no pretraining)")
     parser.add_argument("--reserve-minutes", type=float, default=2.5,
                         help="minutes kept for start-up and the final dev evaluation (default 2.5)")
     parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",

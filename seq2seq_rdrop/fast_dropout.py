@@ -25,6 +25,7 @@ ATTENTION_NAME = "fast_dropout_sdpa"
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """F.dropout(x, p, training), with masks drawn 16 bits at a time on CPU."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu" or p >= 1.0:
