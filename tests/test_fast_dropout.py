@@ -1,14 +1,11 @@
 """Properties of seq2seq_rdrop/fast_dropout.py: the cheap CPU dropout is dropout (rate, scale,
 gradient), its attention equals HF's SDPA attention when nothing is dropped, and switching it on
 leaves an evaluating model's outputs unchanged."""
-import json
-
 import pytest
 import torch
 from torch import nn
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from conftest import REPO, TINY
 from seq2seq_rdrop.fast_dropout import ATTENTION_NAME, FastDropout, fast_dropout, fast_dropout_sdpa, use_fast_dropout
 
 
@@ -103,12 +100,3 @@ def test_rdrop_trains_a_tiny_unilm_with_fast_dropout(tiny_unilm):
         losses.append(loss.item())
     assert losses[-1] < losses[0]
 
-
-def test_the_trainer_option_trains_and_is_recorded(data_dir, tmp_path):
-    from test_train import run_train
-
-    out = tmp_path / "fast"
-    run_train([f"data.dir={data_dir}", "trainer.fast_dropout=true", "trainer.save_every=0",
-               f"hydra.run.dir={out}", *TINY], cwd=REPO)
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["fast_dropout"] is True and metrics["dev"]["n"] == 8

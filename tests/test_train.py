@@ -16,6 +16,10 @@ def run_train(args, cwd=REPO):
     return proc
 
 
+# trainer.fast_dropout=true: the run also shows the cheap CPU dropout trains, is recorded and is reproducible
+SAME_RUN = ["trainer.max_steps=6", "trainer.eval_every=3", "trainer.save_every=3", "trainer.fast_dropout=true"]
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     from conftest import make_pairs, write_tsv
@@ -27,8 +31,7 @@ def finished_run(tmp_path_factory):
     write_tsv(data / "dev.tsv", make_pairs(8, seed=1))
     write_tsv(data / "test.tsv", make_pairs(6, seed=2))
     out = base / "run"
-    proc = run_train([f"data.dir={data}", "data.test_file=test.tsv", "trainer.max_steps=6", "trainer.eval_every=3",
-                      "trainer.save_every=3", f"hydra.run.dir={out}", *TINY])
+    proc = run_train([f"data.dir={data}", "data.test_file=test.tsv", *SAME_RUN, f"hydra.run.dir={out}", *TINY])
     return out, proc
 
 
@@ -41,7 +44,7 @@ def test_run_writes_metrics_predictions_checkpoint_and_logs(finished_run):
         lines = (out / f"predictions_{split}.tsv").read_text(encoding="utf-8").splitlines()
         assert len(lines) == n and all(len(line.split("\t")) == 2 for line in lines)
     assert metrics["best_step"] in (3, 6) and metrics["train_seconds"] > 0
-    assert metrics["regularizer"]["name"] == "baseline"
+    assert metrics["regularizer"]["name"] == "baseline" and metrics["fast_dropout"] is True
     for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "train_config.yaml"):
         assert (out / "checkpoint" / name).is_file(), name
     assert (out / ".hydra" / "config.yaml").is_file()
@@ -84,8 +87,7 @@ def test_same_seed_gives_the_same_metrics(finished_run, tmp_path):
     out, _ = finished_run
     cfg = json.loads((out / "metrics.json").read_text())
     again = tmp_path / "again"
-    run_train([f"data.dir={cfg['data']['dir']}", "data.test_file=test.tsv", "trainer.max_steps=6",
-               "trainer.eval_every=3", "trainer.save_every=3", f"hydra.run.dir={again}", *TINY])
+    run_train([f"data.dir={cfg['data']['dir']}", "data.test_file=test.tsv", *SAME_RUN, f"hydra.run.dir={again}", *TINY])
     second = json.loads((again / "metrics.json").read_text())
     assert second["dev"] == cfg["dev"] and second["test"] == cfg["test"]
 
