@@ -27,8 +27,8 @@ from transformers.utils import logging as hf_logging
 from .checkpoints import atomic_write_dir, recover_dir, save_model_checkpoint
 from .data import read_examples, resolve_data_dir
 from .decoding import generate
-from .fast_dropout import use_fast_dropout
 from .distributed import init_distributed, shutdown, wrap
+from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
 from .metrics import METRIC_NAMES, format_table, score_corpus
 from .models import build_model, load_model
