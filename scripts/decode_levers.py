@@ -77,13 +77,22 @@ def main() -> int:
             print(lines[-1], flush=True)
     if len(args.checkpoints) > 1:
         for label, runs in all_scores.items():
-            lines.append(f"| mean of {len(runs)} | {label} | "
-                         + " | ".join(f"{sum(r[m] for r in runs) / len(runs):.2f}" for m in METRIC_NAMES)
+            lines.append(f"| mean of {len(runs)} | {label} | " + mean_cells(runs)
                          + f" | {sum(r['chars'] for r in runs) / len(runs):.1f} | |")
+    return finish_report(lines, args.out)
+
+
+def mean_cells(runs: list[dict]) -> str:
+    """The metrics' means over several checkpoints' scores, as markdown table cells."""
+    return " | ".join(f"{sum(r[m] for r in runs) / len(runs):.2f}" for m in METRIC_NAMES)
+
+
+def finish_report(lines: list[str], out: str | None) -> int:
+    """Print the table and, with `out`, write it there below the command that made it."""
     report = "\n".join(lines) + "\n"
     print("\n" + report)
-    if args.out:
-        Path(args.out).write_text(f"command: `python {' '.join(sys.argv)}`\n\n" + report, encoding="utf-8")
+    if out:
+        Path(out).write_text(f"command: `python {' '.join(sys.argv)}`\n\n" + report, encoding="utf-8")
     return 0
 
 

@@ -384,3 +384,41 @@ def test_decode_levers_refuses_an_unknown_setting_naming_the_allowed_ones():
     assert levers.parse_setting("beam_size=8,length_penalty=1.2")[1] == {"beam_size": 8, "length_penalty": 1.2}
     with pytest.raises(SystemExit, match="beam_size, length_penalty"):
         levers.parse_setting("beam=8")
+
+
+def _load_rerank_levers():
+    spec = importlib.util.spec_from_file_location("rerank_levers", REPO_ROOT / "scripts" / "rerank_levers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mbr_picks_the_consensus_title_over_a_better_scored_outlier():
+    rerank = _load_rerank_levers()
+    nbest = [("完全不同的题目", -1.0), ("基于深度学习的图像分割", -2.0), ("基于深度学习的图像识别", -2.1),
+             ("深度学习的图像分割方法", -2.3)]
+    assert rerank.mbr_pick(nbest) == "基于深度学习的图像分割"
+    # a low temperature puts nearly all weight on the top-scored title: the pick is the one closest to it
+    assert rerank.mbr_pick([("甲乙丙丁", -1.0), ("甲乙丙戊", -5.0), ("己庚辛壬", -5.0)], temperature=0.1) == "甲乙丙戊"
+
+
+def test_rerank_levers_oracle_bounds_every_pick_and_top1_is_beam_search(ckpt, tmp_path, monkeypatch):
+    rerank = _load_rerank_levers()
+    data = tmp_path / "dev.tsv"
+    data.write_text("".join(f"{a[:4]}\t{a}\n" for a in _abstracts(5, seed=6)), encoding="utf-8")
+    out = tmp_path / "rerank.md"
+    monkeypatch.setattr(sys, "argv", ["rerank_levers.py", str(ckpt), "--data", str(data), "--out", str(out),
+                                      "--beam-size", "3", "--no-repeat-ngram", "0", "--max-len", str(MAX_LEN)])
+    assert rerank.main() == 0
+    rows = {r[1]: [float(x) for x in r[2:6]] for r in
+            (line.strip(" |").split(" | ") for line in out.read_text(encoding="utf-8").splitlines()
+             if line.startswith("| `"))}
+    oracle = rows.pop("oracle (closest to the reference; a bound)")
+    assert all(oracle[2] >= scores[2] for scores in rows.values())  # ROUGE-L: the oracle is the best pick per row
+    from seq2seq_rdrop import TitleGenerator
+    from seq2seq_rdrop.metrics import score_corpus
+
+    refs = [line.split("\t")[0] for line in data.read_text(encoding="utf-8").splitlines()]
+    abstracts = [line.split("\t")[1] for line in data.read_text(encoding="utf-8").splitlines()]
+    titles = TitleGenerator.from_pretrained(ckpt).generate(abstracts, beam_size=3, max_len=MAX_LEN)
+    assert rows["top 1 (beam search)"][2] == pytest.approx(score_corpus(refs, titles)["rouge-l"], abs=0.006)
