@@ -353,8 +353,8 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
     metrics = {
         "dev": json.loads((out_dir / "best_dev_scores.json").read_text()),
         "best_step": progress["best_step"],
-        "train_seconds": round(progress["train_seconds"], 1),
-        "eval_seconds": round(progress["eval_seconds"], 1),
+        "train_seconds": round(progress["train_seconds"], 3),
+        "eval_seconds": round(progress["eval_seconds"], 3),
         "total_steps": total_steps,
         "seed": cfg.seed,
         "monitor": f"dev {tcfg.monitor}",

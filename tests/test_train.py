@@ -43,7 +43,9 @@ def test_run_writes_metrics_predictions_checkpoint_and_logs(finished_run):
         assert metrics[split]["n"] == n
         lines = (out / f"predictions_{split}.tsv").read_text(encoding="utf-8").splitlines()
         assert len(lines) == n and all(len(line.split("\t")) == 2 for line in lines)
-    assert metrics["best_step"] in (3, 6) and metrics["train_seconds"] > 0
+    assert metrics["best_step"] in (3, 6)
+    # recorded, not timed: six tiny steps can take well under a millisecond on a fast machine
+    assert isinstance(metrics["train_seconds"], float) and metrics["train_seconds"] >= 0
     assert metrics["regularizer"]["name"] == "baseline" and metrics["fast_dropout"] is True
     for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "train_config.yaml"):
         assert (out / "checkpoint" / name).is_file(), name
