@@ -124,14 +124,19 @@ class BartSeq2Seq(Seq2SeqModel):
     def hf_model(self) -> BartForConditionalGeneration:
         return self.bart
 
-    def set_dropout(self, p: float) -> None:
-        """Hidden-state and attention dropout (BART keeps them as float attributes, not nn.Dropout)."""
+    def set_dropout(self, p: float, attention: float | None = None) -> None:
+        """Hidden-state dropout p; attention-weight dropout `attention` (None: p as well). BART keeps
+        them as float attributes (`dropout` of its attention modules, of its layers and stacks)."""
+        attention = p if attention is None else attention
         for module in self.modules():
             if isinstance(module, nn.Dropout):
                 module.p = p
             elif module is not self and isinstance(getattr(module, "dropout", None), (int, float)):
-                module.dropout = p
-        self.bart.config.dropout = self.bart.config.attention_dropout = p
+                module.dropout = attention if type(module).__name__.endswith("Attention") else p
+        self.bart.config.dropout, self.bart.config.attention_dropout = p, attention
+
+    def dropout_rates(self) -> tuple[float, float]:
+        return self.bart.config.dropout, self.bart.config.attention_dropout
 
     def input_embeddings(self) -> nn.Embedding:
         return self.bart.model.shared

@@ -46,6 +46,14 @@ def score_pair(reference: str, prediction: str) -> dict[str, float]:
     }
 
 
+def score_examples(references: Sequence[str], predictions: Sequence[str]) -> dict[str, list[float]]:
+    """Each metric's per-example scores, in input order (what a paired bootstrap resamples)."""
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+    per_example = [score_pair(r, p) for r, p in zip(references, predictions)]
+    return {name: [s[name] for s in per_example] for name in METRIC_NAMES}
+
+
 def score_corpus(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
     """Mean of the per-example scores, plus `n`, the number of examples."""
     if len(references) != len(predictions):

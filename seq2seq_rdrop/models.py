@@ -329,11 +329,16 @@ class UniLM(Seq2SeqModel):
     def hf_model(self) -> BertForMaskedLM:
         return self.bert
 
-    def set_dropout(self, p: float) -> None:
-        for module in self.modules():
+    def set_dropout(self, p: float, attention: float | None = None) -> None:
+        """Hidden-state dropout p; attention-probability dropout `attention` (None: p as well)."""
+        attention = p if attention is None else attention
+        for name, module in self.named_modules():
             if isinstance(module, nn.Dropout):
-                module.p = p
-        self.bert.config.hidden_dropout_prob = self.bert.config.attention_probs_dropout_prob = p
+                module.p = attention if name.endswith("attention.self.dropout") else p
+        self.bert.config.hidden_dropout_prob, self.bert.config.attention_probs_dropout_prob = p, attention
+
+    def dropout_rates(self) -> tuple[float, float]:
+        return self.bert.config.hidden_dropout_prob, self.bert.config.attention_probs_dropout_prob
 
     def input_embeddings(self) -> nn.Embedding:
         return self.bert.bert.embeddings.word_embeddings

@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -30,13 +31,14 @@ from .decoding import generate
 from .distributed import init_distributed, shutdown, wrap
 from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
-from .metrics import METRIC_NAMES, format_table, score_corpus
+from .metrics import METRIC_NAMES, format_table, score_corpus, score_examples
 from .models import build_model, load_model
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
 from .vocab_trim import trim_vocabulary
 
 log = logging.getLogger(__name__)
 MONITORS = METRIC_NAMES  # what trainer.monitor may name; higher is better for all of them
+KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights
 
 
 def set_seed(seed: int) -> None:
@@ -106,11 +108,11 @@ class CsvLog:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
-def evaluate(model, tokenizer, examples, cfg, device, progress=True):
-    """Beam-search titles for `examples`; return (scores, predictions)."""
-    decode_cfg = OmegaConf.to_container(cfg.decode, resolve=True)
+def evaluate(model, tokenizer, examples, cfg, device, progress=True, decode_overrides=None):
+    """Beam-search titles for `examples` (cfg.decode, updated by `decode_overrides`); return (scores, predictions)."""
+    decode_cfg = {**OmegaConf.to_container(cfg.decode, resolve=True), **(decode_overrides or {})}
     hyps = generate(model, tokenizer, [e.abstract for e in examples], decode_cfg,
-                    batch_size=cfg.decode.batch_size, max_source_len=cfg.data.max_source_len,
+                    batch_size=decode_cfg["batch_size"], max_source_len=cfg.data.max_source_len,
                     device=device, progress=progress)
     predictions = [decode_ids(tokenizer, h[0].tokens) for h in hyps]
     return score_corpus([e.title for e in examples], predictions), predictions
@@ -157,6 +159,8 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
     tcfg = cfg.trainer
     if tcfg.monitor not in MONITORS:
         raise ValueError(f"trainer.monitor={tcfg.monitor!r}: allowed values are {', '.join(MONITORS)}")
+    if tcfg.keep not in KEEP:
+        raise ValueError(f"trainer.keep={tcfg.keep!r}: allowed values are {', '.join(KEEP)}")
     if tcfg.get("precision", "fp32") not in ("fp32", "bf16"):
         raise ValueError(f"trainer.precision={tcfg.precision!r}: allowed values are fp32, bf16")
     set_seed(cfg.seed)
@@ -211,13 +215,13 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
         tokenizer = load_tokenizer(out_dir / "tokenizer")
         model = build_model(cfg.model, tokenizer)
     regularizer = instantiate(cfg.regularizer)
-    if regularizer.model_dropout is not None:
-        model.set_dropout(regularizer.model_dropout)
+    dropout = regularizer.apply_dropout(model)  # e.g. R-Drop's hidden-state dropout 0.3
     if tcfg.get("fast_dropout"):  # dropout masks at a quarter of torch's CPU cost (fast_dropout.py)
         use_fast_dropout(model)
     model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model %s: %.2fM parameters, vocabulary %d", model.family, n_params / 1e6, model.vocab_size)
+    log.info("model %s: %.2fM parameters, vocabulary %d, dropout %g (attention %g)", model.family, n_params / 1e6,
+             model.vocab_size, *dropout)
 
     encoded = encode_pairs(model, tokenizer, train_examples, cfg.data.max_source_len, cfg.data.max_target_len)
     steps_per_epoch = math.ceil(len(encoded) / tcfg.batch_size)
@@ -243,7 +247,8 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(tcfg.ema_decay)))
     judged = ema.module if ema is not None else model  # the weights that are evaluated and saved
 
-    progress = {"step": 0, "best": -math.inf, "best_step": None, "train_seconds": 0.0, "eval_seconds": 0.0}
+    progress = {"step": 0, "best": -math.inf, "best_step": None, "kept_step": None, "train_seconds": 0.0,
+                "eval_seconds": 0.0}
     if resume_from is not None:
         saved = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(saved["optimizer"])
@@ -326,12 +331,15 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
                     eval_log.write({"step": step, **{k: f"{scores[k]:.2f}" for k in METRIC_NAMES},
                                     "n": scores["n"], "seconds": f"{time.perf_counter() - t0:.1f}"})
                     bar.write(f"step {step}: dev " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
-                    if scores[tcfg.monitor] > progress["best"]:
+                    improved = scores[tcfg.monitor] > progress["best"]
+                    if improved:
                         progress["best"], progress["best_step"] = scores[tcfg.monitor], step
+                    if improved or tcfg.keep == "last":  # keep=last: each evaluation replaces the last
+                        progress["kept_step"] = step
                         save_model_checkpoint(out_dir / "checkpoint", judged, tokenizer, cfg,
                                               extra={"step": step, "dev": scores})
                         write_predictions(out_dir / "predictions_dev.tsv", dev_examples, predictions)
-                        (out_dir / "best_dev_scores.json").write_text(json.dumps(scores))
+                        (out_dir / "kept_dev_scores.json").write_text(json.dumps(scores))
                     eval_time += time.perf_counter() - t0
                 progress["train_seconds"] = time.perf_counter() - start - eval_time
                 progress["eval_seconds"] = eval_time
@@ -349,10 +357,12 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
     if not ctx.is_main:
         return {}
 
-    # --- final scores, from the best checkpoint ----------------------------------------------
+    # --- final scores, from the kept checkpoint ----------------------------------------------
     metrics = {
-        "dev": json.loads((out_dir / "best_dev_scores.json").read_text()),
+        "dev": json.loads((out_dir / "kept_dev_scores.json").read_text()),
         "best_step": progress["best_step"],
+        "kept": tcfg.keep,
+        "kept_step": progress.get("kept_step", progress["best_step"]),
         "train_seconds": round(progress["train_seconds"], 3),
         "eval_seconds": round(progress["eval_seconds"], 3),
         "total_steps": total_steps,
@@ -360,9 +370,10 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
         "monitor": f"dev {tcfg.monitor}",
         "regularizer": {"name": regularizer.name, **_plain(regularizer.settings())},
         "model": {"family": model.family, "parameters": n_params, "vocab_size": model.vocab_size,
-                  "pretrained": cfg.model.get("pretrained")},
+                  "pretrained": cfg.model.get("pretrained"),
+                  "dropout": {"hidden": dropout[0], "attention": dropout[1]}},
         "decode": OmegaConf.to_container(cfg.decode, resolve=True),
-        "data": {"dir": str(data_dir), "train": len(train_examples), "dev": len(dev_examples),
+        "data": {"dir": os.path.relpath(data_dir), "train": len(train_examples), "dev": len(dev_examples),
                  "test": len(test_examples) if test_examples else 0},
         "device": str(device),
         "world_size": ctx.world_size,
@@ -372,15 +383,48 @@ def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
     }
     if ctx.enabled:
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
-    if test_examples:
-        best = load_model(out_dir / "checkpoint", tokenizer).to(device)
-        metrics["test"], predictions = evaluate(best, tokenizer, test_examples, cfg, device)
-        write_predictions(out_dir / "predictions_test.tsv", test_examples, predictions)
+    score_kept_weights(cfg, out_dir, tokenizer, device, dev_examples, test_examples, metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     splits = {k: metrics[k] for k in ("dev", "test") if k in metrics}
-    print(format_table(splits, title=f"best checkpoint (step {progress['best_step']}), beam {cfg.decode.beam_size}:"))
+    print(format_table(splits, title=f"{tcfg.keep} checkpoint (step {metrics['kept_step']}), beam {cfg.decode.beam_size}:"))
+    for name, decoded in metrics.get("decodes", {}).items():
+        print(format_table({k: decoded[k] for k in ("dev", "test") if k in decoded}, title=f"{name}:"))
     print(f"train {metrics['train_seconds']:.0f}s + dev evaluation {metrics['eval_seconds']:.0f}s; outputs in {out_dir}")
     return metrics
+
+
+def score_kept_weights(cfg, out_dir: Path, tokenizer, device, dev_examples, test_examples, metrics: dict) -> None:
+    """The kept checkpoint's scores beyond dev with cfg.decode (already in metrics): test with cfg.decode,
+    and dev/test with each of trainer.final_decodes (name -> decode overrides, e.g. a wide beam).
+    Per-example scores of every split and decoding go to example_scores.json (for paired bootstraps)."""
+    splits = {"dev": dev_examples, **({"test": test_examples} if test_examples else {})}
+    predictions_dev = [line.split("\t", 1)[1] for line in
+                       (out_dir / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()]
+    per_example = {"dev": {"main": score_examples([e.title for e in dev_examples], predictions_dev)}}
+    decodes = OmegaConf.to_container(cfg.trainer.final_decodes, resolve=True) or {}
+    if not test_examples and not decodes:
+        _write_example_scores(out_dir, per_example)
+        return
+    kept = load_model(out_dir / "checkpoint", tokenizer).to(device)
+    for split, examples in splits.items():
+        for name, overrides in [("main", None), *decodes.items()]:
+            if split == "dev" and name == "main":
+                continue
+            scores, predictions = evaluate(kept, tokenizer, examples, cfg, device, decode_overrides=overrides)
+            suffix = split if name == "main" else f"{split}_{name}"
+            write_predictions(out_dir / f"predictions_{suffix}.tsv", examples, predictions)
+            per_example.setdefault(split, {})[name] = score_examples([e.title for e in examples], predictions)
+            if name == "main":
+                metrics[split] = scores
+            else:
+                metrics.setdefault("decodes", {}).setdefault(name, {"overrides": overrides})[split] = scores
+    _write_example_scores(out_dir, per_example)
+
+
+def _write_example_scores(out_dir: Path, per_example: dict) -> None:
+    rounded = {split: {name: {m: [round(v, 2) for v in values] for m, values in scores.items()}
+                       for name, scores in by_name.items()} for split, by_name in per_example.items()}
+    (out_dir / "example_scores.json").write_text(json.dumps(rounded, separators=(",", ":")))
 
 
 def _stop_on_nan(what: str, value: float, step: int, state_dir: Path, out_dir: Path):

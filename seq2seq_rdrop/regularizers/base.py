@@ -25,12 +25,23 @@ class Regularizer:
     """Plain cross-entropy on the title tokens; subclasses add their term."""
 
     def __init__(self, name: str | None = None, label_smoothing: float = 0.0, model_dropout: float | None = None,
-                 inner: "Regularizer | None" = None):
+                 model_attention_dropout: float | None = None, inner: "Regularizer | None" = None):
         self.name = name or type(self).__name__
         self.label_smoothing = label_smoothing
-        # dropout the model should train with under this regularizer (None: the model's own setting)
+        # dropout the model trains with under this regularizer, on hidden states and on attention
+        # probabilities apart (None: the model's own setting)
         self.model_dropout = model_dropout
+        self.model_attention_dropout = model_attention_dropout
         self.inner = inner
+
+    def apply_dropout(self, model) -> tuple[float, float]:
+        """Set the model's dropout to this regularizer's; return (hidden, attention) as now in force."""
+        hidden, attention = model.dropout_rates()
+        if self.model_dropout is not None or self.model_attention_dropout is not None:
+            hidden = hidden if self.model_dropout is None else self.model_dropout
+            attention = attention if self.model_attention_dropout is None else self.model_attention_dropout
+            model.set_dropout(hidden, attention)
+        return hidden, attention
 
     def cross_entropy(self, model, log_probs, batch) -> torch.Tensor:
         return token_cross_entropy(log_probs, batch["tgt_out"], model.pad_id, self.label_smoothing)

@@ -2,6 +2,12 @@
 token-embedding layer for the batch. A flat loss around the embeddings makes the model less
 sensitive to small input perturbations. Needs a double backward through the model.
 
+With the default epsilon 1 this is the reference recipe (bojone/exposure_bias, gradient_penalty.py):
+loss = mean token cross-entropy + 0.5 * the sum of the squared entries of d(CE)/d(token-embedding
+lookups), i.e. the gradient at the looked-up word embeddings before position and segment embeddings
+are added, summed over the whole batch (not averaged), with no square root
+(tests/test_regularizers.py checks it against that formula).
+
 The forward runs with PyTorch's "math" scaled-dot-product-attention backend: the fused kernels
 (flash attention on CPU, chosen when dropout is 0; flash / memory-efficient on CUDA) implement
 no double backward, and `loss.backward()` would fail with "derivative for

@@ -1,0 +1,104 @@
+"""Run the regularizer comparison sweep (strong regime), resumably, and rebuild its report.
+
+    python scripts/run_comparison.py [--seeds 0 1 2] [--regularizers baseline random_replace ...]
+                                     [--work-dir outputs/sweeps/compare_strong]
+                                     [--report-dir outputs/reports/compare_strong] [train.py overrides ...]
+
+For each seed: one `pretrain.py seed=S` run (conf/pretrain.yaml, 600 steps), shared by every
+regularizer of that seed; then, for each regularizer,
+    python train.py +experiment=compare_strong regularizer=R seed=S model.pretrained=<pretrain>/checkpoint
+(the same number of optimizer steps for all), then the dropout/exposure-bias diagnostics of its final
+weights when scripts/diagnose.py is there. Each finished run's small files (metrics.json,
+example_scores.json, eval_log.csv, train_log.csv, diagnostics.json; no weights, no data rows) are
+copied to REPORT_DIR/runs/R_seedS/, and `scripts/compare.py REPORT_DIR` rebuilds the report from them.
+
+A (regularizer, seed) whose files are already in REPORT_DIR/runs is skipped; a killed run resumes
+from its saved state. Weights stay under WORK_DIR (not committed). Extra arguments go to every
+train.py run, e.g. `data.test_file=test.tsv` to score every run on another labelled split.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REGULARIZERS = ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop")
+RUN_FILES = ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv")
+DIAGNOSTICS_FILE = "diagnostics.json"
+
+
+def run(command: list[str], log_file: Path) -> int:
+    print(f"[{time.strftime('%H:%M:%S')}] {' '.join(command)}", flush=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log:
+        return subprocess.run([sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def pretrain(work: Path, seed: int) -> Path | None:
+    out = work / f"pretrain_seed{seed}"
+    checkpoint = out / "checkpoint"
+    if not (out / "metrics.json").is_file():
+        code = run(["pretrain.py", f"seed={seed}", f"hydra.run.dir={out}", "trainer.resume=true"], out / "console.log")
+        if code != 0:
+            print(f"pretrain seed {seed} failed (exit {code}); see {out / 'console.log'}", flush=True)
+            return None
+    return checkpoint
+
+
+def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str]) -> bool:
+    name = f"{regularizer}_seed{seed}"
+    out, kept = work / name, report / "runs" / name
+    if not (kept / "metrics.json").is_file():
+        command = ["train.py", "+experiment=compare_strong", f"regularizer={regularizer}", f"seed={seed}",
+                   f"model.pretrained={checkpoint}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides]
+        code = run(command, out / "console.log")
+        if code != 0:
+            print(f"{name} failed (exit {code}); see {out / 'console.log'}", flush=True)
+            return False
+        kept.mkdir(parents=True, exist_ok=True)
+        for file in RUN_FILES:
+            if (out / file).is_file():
+                shutil.copy2(out / file, kept / file)
+    diagnose(out, kept)
+    return True
+
+
+def diagnose(out: Path, kept: Path) -> None:
+    """The mechanism measures of issue 15 on the run's final weights, if the script exists here."""
+    script = REPO / "scripts" / "diagnose.py"
+    if (kept / DIAGNOSTICS_FILE).is_file() or not script.is_file() or not (out / "checkpoint").is_dir():
+        return
+    diag_dir = out / "diagnostics"
+    code = run([str(script), str(out / "checkpoint"), f"--out-dir={diag_dir}"], out / "diagnose.log")
+    if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
+        shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / DIAGNOSTICS_FILE)
+    else:
+        print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--regularizers", nargs="+", default=list(REGULARIZERS))
+    parser.add_argument("--work-dir", default="outputs/sweeps/compare_strong", help="weights and full run dirs")
+    parser.add_argument("--report-dir", default="outputs/reports/compare_strong", help="committed run files + report")
+    args, overrides = parser.parse_known_args()
+    work, report = REPO / args.work_dir, REPO / args.report_dir
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(work, seed)
+        if checkpoint is None:
+            failures += 1
+            continue
+        for regularizer in args.regularizers:
+            failures += not fine_tune(work, report, regularizer, seed, checkpoint, overrides)
+    code = subprocess.run([sys.executable, "scripts/compare.py", str(report)], cwd=REPO).returncode
+    return 1 if failures or code else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
