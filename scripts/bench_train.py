@@ -30,6 +30,8 @@ its peak RSS and how much the 2 steps raised the peak above the set-up (model, d
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import multiprocessing as mp
 import resource
 import statistics
@@ -71,6 +73,7 @@ def parse_args(argv=None):
     parser.add_argument("--regularizers", default=",".join(DEFAULT_REGULARIZERS),
                         help="comma-separated conf/regularizer names; baseline is always included")
     parser.add_argument("--out", default="outputs/benchmarks/bench_train.md", help="markdown report to write")
+    parser.add_argument("--json", default=None, help="also write seconds per step and ratios as JSON here")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--fast-dropout-peer", action="store_true",
                         help="time every regularizer twice, with torch's dropout and with trainer.fast_dropout")
@@ -164,8 +167,7 @@ def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, que
         tokenizer = load_tokenizer(tokenizer_path)
         model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.get("fast_dropout")))
         regularizer = instantiate(cfg.regularizer)
-        if regularizer.model_dropout is not None:
-            model.set_dropout(regularizer.model_dropout)
+        regularizer.apply_dropout(model)
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
         # Peak RSS during the steps alone when the kernel lets us reset it (VmHWM), else the rise of
@@ -225,15 +227,15 @@ def main(argv=None) -> int:
         tokenizer, tokenizer_path = make_tokenizer(cfg, train_examples, Path(tmp))
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, tokenizer)
-        own_dropout = (float(model.bert.config.hidden_dropout_prob) if hasattr(model, "bert")
-                       else float(model.bart.config.dropout) if hasattr(model, "bart") else None)
+        own_dropout = model.dropout_rates()  # (hidden, attention)
         regularizers = {}
         for name in args.regularizers:
             reg_cfg = compose_cfg(args.overrides, name)
             regularizers[name] = instantiate(reg_cfg.regularizer)
         if "rdrop" in regularizers:
             # the physical reference for R-Drop: the same one forward over 2B rows, without the KL term
-            regularizers[DOUBLED] = DoubledBatch(model_dropout=regularizers["rdrop"].model_dropout)
+            regularizers[DOUBLED] = DoubledBatch(model_dropout=regularizers["rdrop"].model_dropout,
+                                                 model_attention_dropout=regularizers["rdrop"].model_attention_dropout)
         batches = load_batches(cfg, model, tokenizer, train_examples, batch_size, n_steps)
         model.to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
@@ -243,8 +245,8 @@ def main(argv=None) -> int:
         shapes = [f"{b['src_ids'].shape[1]}+{b['tgt_in'].shape[1]}" for b in batches]
         header += [
             f"model: {cfg.model.family}, {n_params / 1e6:.2f}M parameters, vocabulary {model.vocab_size}, "
-            f"dropout {own_dropout} (regularizer's model_dropout where set)",
-            f"data: {data_dir / cfg.data.train_file}, first {len(train_examples)} examples, batch size {batch_size}, "
+            f"dropout {own_dropout[0]:g}, attention {own_dropout[1]:g} (the regularizer's where set)",
+            f"data: {os.path.relpath(data_dir / cfg.data.train_file)}, first {len(train_examples)} examples, batch size {batch_size}, "
             f"{len(batches)} batches (abstract+title widths {', '.join(shapes)})",
             f"steps: {args.warmup} warm-up + {args.steps} timed per regularizer, round-robin; "
             f"overrides: {' '.join(args.overrides) or '(none)'}",
@@ -268,9 +270,8 @@ def main(argv=None) -> int:
             for name in names[rot:] + names[:rot]:
                 reg = regularizers[name]
                 use_fast_dropout(model, fast[name])
-                dropout = reg.model_dropout if reg.model_dropout is not None else own_dropout
-                if dropout is not None:
-                    model.set_dropout(dropout)
+                model.set_dropout(*own_dropout)
+                reg.apply_dropout(model)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 _sync(device)
@@ -344,7 +345,23 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(line for line in report if line is not None) + "\n", encoding="utf-8")
     print(f"wrote {out}")
+    if args.json:
+        write_json(Path(args.json), names, times, header, argv)
     return 0
+
+
+def write_json(path: Path, names: list[str], times: dict[str, list[float]], header: list[str], argv) -> None:
+    """Median seconds per step and the ratio to the baseline's, for reports that convert steps to time
+    (scripts/compare.py's equal-time table)."""
+    medians = {n: statistics.median(times[n]) for n in names}
+    command = "python scripts/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    machine = next((line.removeprefix("machine: ") for line in header if line.startswith("machine:")), "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "seconds_per_step": {n: round(m, 4) for n, m in medians.items()},
+        "ratio_to_baseline": {n: round(m / medians["baseline"], 3) for n, m in medians.items()},
+        "machine": machine, "command": command, "header": header}, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def machine_lines(device) -> list[str]:
     import transformers
 
     lines = [
-        f"command: `{shlex.join(getattr(sys, 'orig_argv', [sys.executable, *sys.argv]))}`",
+        # "python", not sys.executable: no machine paths in committed reports
+        f"command: `{shlex.join(['python', *getattr(sys, 'orig_argv', [sys.executable, *sys.argv])[1:]])}`",
         f"date: {dt.datetime.now().isoformat(timespec='seconds')}",
         f"machine: processor={processor_name()} ({platform.machine()}), os.cpu_count()={os.cpu_count()}, "
         f"{platform.platform()}",

@@ -290,6 +290,72 @@ def test_random_replace_does_nothing_in_eval_mode(tok):
     assert torch.equal(calls[0]["batch"]["tgt_in"], batch["tgt_in"])
 
 
+def _own_token_batch(rows: int = 300):
+    """src rows of 40 distinct tokens (10..49 shifted per row), titles of 10 copies of token 5, with
+    specials (0 pad, 2 [CLS], 3 [SEP]) around the abstract, as models build them."""
+    src = torch.stack([torch.cat([torch.tensor([2]), 10 + (torch.arange(40) + r) % 90, torch.tensor([3])])
+                       for r in range(rows)])
+    tgt = torch.full((rows, 10), 5)
+    return src, tgt
+
+
+def test_sequence_draws_come_only_from_the_examples_own_non_special_tokens():
+    special = [0, 2, 3]
+    src, tgt = _own_token_batch()
+    out = replace_title_inputs(tgt, 1.0, 1.0, 200, special, generator=torch.Generator().manual_seed(0),
+                               source="sequence", src_ids=src)
+    for row in range(src.size(0)):
+        own = set(src[row].tolist()) | set(tgt[row].tolist())
+        assert set(out[row].tolist()) <= own - set(special), row
+
+
+def test_sequence_draws_are_uniform_over_the_examples_positions():
+    """Token 7 fills 30 of the 40 abstract positions, token 8 the other 10; the title is 10 x token 5:
+    a draw is 7 with probability 30/50, 8 with 10/50 and 5 (the title's own) with 10/50."""
+    src = torch.cat([torch.tensor([2]), torch.tensor([7] * 30 + [8] * 10), torch.tensor([3])]).expand(400, -1)
+    tgt = torch.full((400, 10), 5)
+    out = replace_title_inputs(tgt, 1.0, 1.0, 20, [0, 2, 3], generator=torch.Generator().manual_seed(1),
+                               source="sequence", src_ids=src)
+    share = torch.bincount(out.flatten(), minlength=20).float() / out.numel()
+    assert share[7] == pytest.approx(0.6, abs=0.02) and share[8] == pytest.approx(0.2, abs=0.02)
+    assert share[5] == pytest.approx(0.2, abs=0.02) and share.sum() == pytest.approx(1.0)
+
+
+def test_reference_recipe_rates_hold_over_many_draws():
+    """Half of the examples, 30% of their title inputs: a token changes with probability
+    0.5 * 0.3 * (1 - 10/50) (a draw may hit one of the title's own 10 positions of token 5)."""
+    src, tgt = _own_token_batch(rows=4000)
+    out = replace_title_inputs(tgt, 0.3, 0.5, 200, [0, 2, 3], generator=torch.Generator().manual_seed(2),
+                               source="sequence", src_ids=src)
+    changed = out != tgt
+    assert changed.float().mean().item() == pytest.approx(0.5 * 0.3 * 0.8, abs=0.01)
+    rows_changed = changed.any(dim=1).float().mean().item()
+    assert rows_changed == pytest.approx(0.5 * (1 - (1 - 0.3 * 0.8) ** 10), abs=0.03)
+
+
+def test_unknown_replacement_source_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"regularizer.source='corpus': allowed values are sequence, vocab"):
+        RandomReplace(source="corpus")
+    with pytest.raises(ValueError, match=r"regularizer.prob=1.5"):
+        RandomReplace(prob=1.5)
+
+
+def test_reference_random_replace_keeps_labels_and_abstract(tok):
+    model = tiny_model(tok, dropout=0.0)
+    model.train()
+    batch = make_batch(model, tok, n=6)
+    calls = wrap_forward(model)
+    torch.manual_seed(3)
+    RandomReplace(prob=1.0, example_prob=1.0, source="sequence")(model, batch)
+    seen = calls[0]["batch"]
+    assert torch.equal(seen["src_ids"], batch["src_ids"]) and torch.equal(seen["tgt_out"], batch["tgt_out"])
+    changed = seen["tgt_in"] != batch["tgt_in"]
+    assert changed.any()
+    for row in range(batch["src_ids"].size(0)):
+        own = set(batch["src_ids"][row].tolist()) | set(batch["tgt_in"][row].tolist())
+        assert set(seen["tgt_in"][row][changed[row]].tolist()) <= own - set(model.special_ids())
+
+
 # --------------------------------------------------------------------------- gradient penalty
 
 
@@ -363,6 +429,31 @@ def test_grad_penalty_without_grad_mode_returns_plain_ce(tok):
 # --------------------------------------------------------------------------- configs
 
 
+def test_default_yamls_are_the_reference_recipes():
+    rr = instantiate(compose_train(["regularizer=random_replace"]).regularizer)
+    assert (rr.prob, rr.example_prob, rr.source) == (0.3, 0.5, "sequence")
+    vocab = instantiate(compose_train(["regularizer=random_replace_vocab"]).regularizer)
+    assert (vocab.prob, vocab.example_prob, vocab.source) == (0.1, 1.0, "vocab")
+    gp = instantiate(compose_train(["regularizer=grad_penalty"]).regularizer)
+    assert gp.epsilon == 1.0  # loss + 0.5 x the squared gradient at the token-embedding lookups
+    rdrop = instantiate(compose_train(["regularizer=rdrop"]).regularizer)
+    assert (rdrop.alpha, rdrop.model_dropout, rdrop.model_attention_dropout) == (4.0, 0.3, None)
+    quality = compose_train(["+experiment=quality"])
+    assert quality.regularizer.name == "random_replace_vocab"  # the setting the preset was tuned with
+
+
+def test_rdrop_raises_hidden_dropout_and_leaves_attention_dropout_at_the_models_own(tok):
+    model = tiny_model(tok, dropout=0.1)
+    rdrop = instantiate(compose_train(["regularizer=rdrop"]).regularizer)
+    assert rdrop.apply_dropout(model) == (0.3, 0.1) and model.dropout_rates() == (0.3, 0.1)
+    rates = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    attention = {name for name in rates if name.endswith("attention.self.dropout")}
+    assert attention and all(rates[name] == 0.1 for name in attention)
+    assert all(p == 0.3 for name, p in rates.items() if name not in attention)
+    both = RDrop(model_dropout=0.2, model_attention_dropout=0.05)
+    assert both.apply_dropout(model) == (0.2, 0.05) and Baseline().apply_dropout(model) == (0.2, 0.05)
+
+
 def test_combination_yaml_instantiates_random_replace_around_rdrop(tok):
     cfg = compose_train(["regularizer=rdrop_random_replace"])
     reg = instantiate(cfg.regularizer)
@@ -397,7 +488,8 @@ def _own_parts(reg) -> set[str]:
 
 
 def test_all_regularizer_yamls_are_tested():
-    assert {"baseline", "random_replace", "grad_penalty", "rdrop", "rdrop_random_replace"} <= set(REGULARIZER_YAMLS)
+    assert {"baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop",
+            "rdrop_random_replace"} <= set(REGULARIZER_YAMLS)
 
 
 @pytest.mark.parametrize("fast_dropout", [False, True], ids=["torch_dropout", "fast_dropout"])
