@@ -19,6 +19,7 @@ train.py run, e.g. `data.test_file=test.tsv` to score every run on another label
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -69,8 +70,8 @@ def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint:
 
 def diagnose(out: Path, kept: Path) -> None:
     """The mechanism measures of issue 15 on the run's final weights, if the script exists here."""
-    script = REPO / "scripts" / "diagnose.py"
-    if (kept / DIAGNOSTICS_FILE).is_file() or not script.is_file() or not (out / "checkpoint").is_dir():
+    script = Path("scripts") / "diagnose.py"
+    if (kept / DIAGNOSTICS_FILE).is_file() or not (REPO / script).is_file() or not (out / "checkpoint").is_dir():
         return
     diag_dir = out / "diagnostics"
     code = run([str(script), str(out / "checkpoint"), f"--out-dir={diag_dir}"], out / "diagnose.log")
@@ -80,6 +81,14 @@ def diagnose(out: Path, kept: Path) -> None:
         print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
 
 
+def _relative(path: Path) -> Path:
+    absolute = path if path.is_absolute() else REPO / path
+    try:
+        return absolute.resolve().relative_to(REPO.resolve())
+    except ValueError:
+        return absolute
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -87,7 +96,9 @@ def main() -> int:
     parser.add_argument("--work-dir", default="outputs/sweeps/compare_strong", help="weights and full run dirs")
     parser.add_argument("--report-dir", default="outputs/reports/compare_strong", help="committed run files + report")
     args, overrides = parser.parse_known_args()
-    work, report = REPO / args.work_dir, REPO / args.report_dir
+    os.chdir(REPO)  # the runs' relative paths (work dir, checkpoints) are read from here
+    # paths relative to the repository where possible: they end up in the committed metrics.json
+    work, report = _relative(Path(args.work_dir)), _relative(Path(args.report_dir))
     failures = 0
     for seed in args.seeds:
         checkpoint = pretrain(work, seed)
