@@ -1,8 +1,9 @@
-"""Tests for scripts/compare.py on synthetic Hydra multirun directories.
+"""Tests for scripts/compare.py on synthetic run files written in tmp_path.
 
-Each test builds the run directories a sweep would leave behind (.hydra/config.yaml,
-.hydra/overrides.yaml, metrics.json, predictions_*.tsv, multirun.yaml) in tmp_path and
-runs the script's main() on them.
+Most tests build a report directory as scripts/run_comparison.py leaves it
+(runs/<regularizer>_seed<S>/metrics.json, example_scores.json, eval_log.csv, train_log.csv,
+diagnostics.json; bench_train.json; notes.md); one builds the older Hydra multirun layout
+with predictions_*.tsv files.
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import numpy as np
 import pytest
 import yaml
 
+from seq2seq_rdrop.metrics import METRIC_NAMES, score_examples
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+N_BOOT = 200
 
 
 def _load_compare():
@@ -29,242 +33,341 @@ def _load_compare():
 
 
 compare = _load_compare()
-from seq2seq_rdrop.metrics import score_pair  # noqa: E402  (importable once compare.py set sys.path)
-
-REFS = ["深度学习方法", "中文标题生成", "正则化对比", "随机替换实验", "梯度惩罚研究", "一致性训练"]
 
 
 # --------------------------------------------------------------------------- builders
 
 
-def make_run(root: Path, job: int, reg: str, seed: int, scores: dict | None = None,
-             preds: dict[str, list[str]] | None = None, train_seconds: float = 100.0,
-             finished: bool = True, refs=REFS) -> Path:
-    """One Hydra job directory. scores: {split: {metric: value}}; preds: {split: predictions}."""
-    d = root / str(job)
-    (d / ".hydra").mkdir(parents=True)
-    (d / ".hydra" / "config.yaml").write_text(
-        yaml.safe_dump({"seed": seed, "regularizer": {"name": reg, "alpha": 1.0}}), encoding="utf-8")
-    (d / ".hydra" / "overrides.yaml").write_text(
-        yaml.safe_dump([f"regularizer={reg}", f"seed={seed}"]), encoding="utf-8")
-    for split, predictions in (preds or {}).items():
-        with open(d / f"predictions_{split}.tsv", "w", encoding="utf-8") as f:
-            for r, p in zip(refs, predictions):
-                f.write(f"{r}\t{p}\n")
-    if finished:
-        if scores is None:  # consistent with the predictions, as training would write them
-            scores = {split: {**_corpus(refs, p), "n": len(p)} for split, p in (preds or {"dev": refs}).items()}
-        metrics = {**scores, "best_step": 10, "train_seconds": train_seconds,
-                   "regularizer": {"name": reg}, "seed": seed}
-        (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+def _scores_of(per_example: dict) -> dict:
+    """Corpus scores as training writes them: the mean of the per-example scores, plus n."""
+    return {**{m: float(np.mean(per_example[m])) for m in METRIC_NAMES}, "n": len(per_example["rouge-l"])}
+
+
+def _per_example(rng, n=12, shift=0.0) -> dict:
+    return {m: [round(float(v), 2) for v in np.clip(rng.uniform(20, 80, n) + shift, 0, 100)] for m in METRIC_NAMES}
+
+
+def make_run(root: Path, reg: str, seed: int, main: dict, beam: dict | None = None, curve=None,
+             train_seconds=100.0, total_steps=300, diagnostics: dict | None = None) -> Path:
+    """runs/<reg>_seed<seed>/ with the files run_comparison.py copies. main/beam: per-example dev scores."""
+    d = root / "runs" / f"{reg}_seed{seed}"
+    d.mkdir(parents=True)
+    metrics = {"dev": _scores_of(main), "seed": seed, "regularizer": {"name": reg},
+               "total_steps": total_steps, "kept": "last", "kept_step": total_steps,
+               "train_seconds": train_seconds, "eval_seconds": 5.0, "decode": {"beam_size": 1},
+               "data": {"dir": "data/csl", "train": 100, "dev": len(main["rouge-l"]), "test": 0},
+               "model": {"family": "unilm", "parameters": 1000, "dropout": {"hidden": 0.1, "attention": 0.1}}}
+    examples = {"dev": {"main": main}}
+    if beam is not None:
+        metrics["decodes"] = {"beam16": {"overrides": {"beam_size": 16, "no_repeat_ngram": 3}, "dev": _scores_of(beam)}}
+        examples["dev"]["beam16"] = beam
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    (d / "example_scores.json").write_text(json.dumps(examples), encoding="utf-8")
+    curve = curve or [(50, 30.0), (total_steps, metrics["dev"]["rouge-l"])]
+    with open(d / "eval_log.csv", "w", encoding="utf-8") as f:
+        f.write("step,rouge-1,rouge-2,rouge-l,bleu,n,seconds\n")
+        f.writelines(f"{s},0,0,{v},0,12,1.0\n" for s, v in curve)
+    with open(d / "train_log.csv", "w", encoding="utf-8") as f:
+        f.write("step,epoch,lr,loss,ce,kl,penalty,seconds\n")
+        f.writelines(f"{s},0,0.001,1,1,0,0,{train_seconds * s / total_steps}\n" for s in range(10, total_steps + 1, 10))
+    if diagnostics is not None:
+        (d / "diagnostics.json").write_text(json.dumps({"runs": [{"measures": diagnostics}]}), encoding="utf-8")
     return d
 
 
-def _corpus(refs, preds):
-    per = [score_pair(r, p) for r, p in zip(refs, preds)]
-    return {m: float(np.mean([s[m] for s in per])) for m in compare.METRICS}
+def write_bench(root: Path, seconds_per_step: dict) -> None:
+    (root / "bench_train.json").write_text(json.dumps({
+        "seconds_per_step": seconds_per_step, "ratio_to_baseline": {}, "machine": "test box",
+        "command": "python scripts/bench_train.py", "setup": ["batch 32"]}), encoding="utf-8")
 
 
-def write_multirun(root: Path, task: list[str]):
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "multirun.yaml").write_text(
-        yaml.safe_dump({"hydra": {"overrides": {"task": task}, "run": {"dir": "outputs/${now:%H}"}}}),
-        encoding="utf-8")
-
-
-def run_main(root: Path, *args) -> dict:
-    assert compare.main([str(root), "--n-boot", "300", *args]) == 0
+def build(root: Path, *args) -> dict:
+    assert compare.main([str(root), "--n-boot", str(N_BOOT), *args]) == 0
     with open(root / "comparison.csv", encoding="utf-8") as f:
         return {row["regularizer"]: row for row in csv.DictReader(f)}
 
 
-def bootstrap_row(tmp_path, base_preds_by_seed, reg_preds_by_seed, split="test"):
-    """A baseline-vs-rdrop sweep with the given predictions; returns rdrop's CSV row."""
-    root = tmp_path / "multirun"
-    seeds = sorted(base_preds_by_seed)
-    write_multirun(root, ["regularizer=baseline,rdrop", "seed=" + ",".join(map(str, seeds))])
-    job = 0
-    for reg, preds_by_seed in (("baseline", base_preds_by_seed), ("rdrop", reg_preds_by_seed)):
-        for s in seeds:
-            make_run(root, job, reg, s, preds={split: preds_by_seed[s]})
-            job += 1
-    return run_main(root)["rdrop"]
+def paired_sweep(root: Path, base_by_seed: dict, reg_by_seed: dict, reg="rdrop") -> dict:
+    for s in sorted(base_by_seed):
+        make_run(root, "baseline", s, base_by_seed[s])
+        make_run(root, reg, s, reg_by_seed[s])
+    return build(root)
 
 
-def rouge_l(refs, preds):
-    return np.array([score_pair(r, p)["rouge-l"] for r, p in zip(refs, preds)])
+# --------------------------------------------------------------------------- tables
 
 
-# --------------------------------------------------------------------------- tests
-
-
-def test_csv_means_and_sds_equal_numpy_mean_and_ddof1_std_of_metrics_json(tmp_path):
-    """comparison.csv mean/sd per metric = np.mean / np.std(ddof=1) over the seeds' metrics.json."""
+def test_score_table_means_and_sds_are_numpy_mean_and_ddof1_sd_over_seeds(tmp_path):
+    """Each main/beam16 metric's mean and sd in comparison.csv equal np.mean / np.std(ddof=1) of the
+    seeds' metrics.json values; rows come in the fixed regularizer order, others last."""
     rng = np.random.default_rng(1)
-    root = tmp_path / "multirun"
-    regs = ["rdrop", "baseline", "zz_custom", "grad_penalty", "random_replace"]
-    write_multirun(root, ["regularizer=" + ",".join(regs), "seed=0,1,2"])
-    written, seconds = {}, {}
-    job = 0
+    regs = ["rdrop", "zz_custom", "baseline", "grad_penalty", "random_replace_vocab", "random_replace"]
+    written = {}
     for reg in regs:
         for seed in (0, 1, 2):
-            scores = {m: float(rng.uniform(10, 60)) for m in compare.METRICS}
-            secs = float(rng.uniform(50, 150))
-            written.setdefault(reg, []).append(scores)
-            seconds.setdefault(reg, []).append(secs)
-            make_run(root, job, reg, seed, scores={"dev": {**scores, "n": 6}}, train_seconds=secs)
-            job += 1
-    rows = run_main(root)
-    with open(root / "comparison.csv", encoding="utf-8") as f:
-        order = [row["regularizer"] for row in csv.DictReader(f)]
-    assert order == ["baseline", "random_replace", "grad_penalty", "rdrop", "zz_custom"]
+            main, beam = _per_example(rng), _per_example(rng)
+            make_run(tmp_path, reg, seed, main, beam)
+            written.setdefault(reg, []).append((_scores_of(main), _scores_of(beam)))
+    rows = build(tmp_path)
+    assert list(rows) == ["baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop", "zz_custom"]
     for reg in regs:
-        row = rows[reg]
-        assert int(row["n_seeds"]) == 3 and row["split"] == "dev"
-        for m in compare.METRICS:
-            values = [s[m] for s in written[reg]]
-            assert float(row[f"{m}_mean"]) == pytest.approx(np.mean(values), abs=1e-12)
-            assert float(row[f"{m}_sd"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
-        assert float(row["train_time_ratio"]) == pytest.approx(np.mean(seconds[reg]) / np.mean(seconds["baseline"]))
-    assert rows["baseline"]["delta_rouge-l"] == "" and rows["baseline"]["p_value"] == ""
+        assert rows[reg]["n_seeds"] == "3" and rows[reg]["seeds"] == "0;1;2"
+        for i, decode in enumerate(("main", "beam16")):
+            for m in METRIC_NAMES:
+                values = [w[i][m] for w in written[reg]]
+                assert float(rows[reg][f"{decode}_{m}_mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+                assert float(rows[reg][f"{decode}_{m}_sd"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    rl = [w[0]["rouge-l"] for w in written["rdrop"]]
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert f"{np.mean(rl):.2f} ± {np.std(rl, ddof=1):.2f}" in md
 
 
-def test_single_seed_has_empty_sd(tmp_path):
-    """With one seed the sample sd is undefined: the CSV cell is empty, not 0."""
-    root = tmp_path / "multirun"
-    write_multirun(root, ["regularizer=baseline", "seed=0"])
-    make_run(root, 0, "baseline", 0, preds={"dev": REFS})
-    row = run_main(root)["baseline"]
-    assert row["rouge-l_sd"] == "" and float(row["rouge-l_mean"]) == pytest.approx(100.0)
+def test_single_seed_has_empty_sd_cell(tmp_path):
+    """With one seed the sample sd is undefined: an empty CSV cell and 'n/a' in the markdown, not 0."""
+    make_run(tmp_path, "baseline", 0, _per_example(np.random.default_rng(0)))
+    row = build(tmp_path)["baseline"]
+    assert row["main_rouge-l_sd"] == "" and row["main_rouge-l_mean"] != ""
+    assert "± n/a" in (tmp_path / "comparison.md").read_text(encoding="utf-8")
 
 
-def test_identical_predictions_give_delta_zero_ci_zero_and_p_one(tmp_path):
-    """Same predictions for regularizer and baseline: every d_i = 0, so delta 0, CI [0, 0], p = 1."""
-    preds = ["深度学习", "中文标题", "正则化对比", "随机", "梯度惩罚研究", "一致"]
-    row = bootstrap_row(tmp_path, {0: preds, 1: preds}, {0: preds, 1: preds})
-    assert float(row["delta_rouge-l"]) == 0.0
-    assert float(row["ci_low"]) == 0.0 and float(row["ci_high"]) == 0.0
-    assert float(row["p_value"]) == 1.0
-    assert row["bootstrap_seeds"] == "0;1" and int(row["n_examples"]) == len(REFS)
+def test_published_rows_sit_beside_ours_with_their_delta(tmp_path):
+    """random_replace and random_replace_vocab both map to the published 'random replacement' row;
+    the published Δ is its R-L minus the published baseline's (64.44 - 63.81)."""
+    rng = np.random.default_rng(2)
+    for reg in ("baseline", "random_replace", "random_replace_vocab", "rdrop"):
+        make_run(tmp_path, reg, 0, _per_example(rng))
+    rows = build(tmp_path)
+    for reg in ("random_replace", "random_replace_vocab"):
+        assert rows[reg]["published_name"] == "random replacement"
+        assert float(rows[reg]["published_delta_rouge-l"]) == pytest.approx(64.44 - 63.81)
+    assert float(rows["rdrop"]["published_bleu"]) == 47.82
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "## Published rows beside ours" in md and "published (greedy, CLGE csl val) R-Drop > " in md
 
 
-def test_constant_shift_gives_that_delta_and_degenerate_ci(tmp_path):
-    """Baseline gets ROUGE-L 0 on every example (no shared character), the regularizer 100
-    (exact copy): d_i = 100 for all i, so delta = 100, CI = [100, 100], p = 0."""
-    wrong = ["xyz"] * len(REFS)
-    row = bootstrap_row(tmp_path, {0: wrong}, {0: list(REFS)})
-    assert float(row["delta_rouge-l"]) == pytest.approx(100.0)
-    assert float(row["ci_low"]) == pytest.approx(100.0) and float(row["ci_high"]) == pytest.approx(100.0)
-    assert float(row["p_value"]) == 0.0
+# --------------------------------------------------------------------------- bootstrap
 
 
-def test_every_example_improving_gives_ci_excluding_zero_and_small_p(tmp_path):
-    """Baseline partly right on each example, regularizer exactly right: all d_i > 0, so the
-    interval lies above 0, p < 0.01, and delta is the mean per-example ROUGE-L gain."""
-    partial = [r[: max(1, len(r) // 2)] for r in REFS]
-    row = bootstrap_row(tmp_path, {0: partial, 1: partial}, {0: list(REFS), 1: list(REFS)})
-    gain = rouge_l(REFS, REFS) - rouge_l(REFS, partial)
-    assert (gain > 0).all()
-    assert float(row["delta_rouge-l"]) == pytest.approx(gain.mean())
-    assert 0 < float(row["ci_low"]) <= float(row["delta_rouge-l"]) <= float(row["ci_high"])
-    assert float(row["p_value"]) < 0.01
-
-
-def test_seeds_are_averaged_per_example_then_examples_resampled(tmp_path):
-    """d_i = mean over shared seeds of (R - B) on example i; delta = mean(d), and the CI/p
-    equal compare.paired_bootstrap(d) with the same generator seed."""
-    base0 = ["xyz"] * len(REFS)
-    base1 = list(REFS)
-    reg0 = [REFS[0]] + ["xyz"] * (len(REFS) - 1)  # seed 0: only example 0 improves
-    reg1 = ["xyz"] + list(REFS[1:])  # seed 1: only example 0 gets worse
-    row = bootstrap_row(tmp_path, {0: base0, 1: base1}, {0: reg0, 1: reg1})
-    d = np.mean([rouge_l(REFS, reg0) - rouge_l(REFS, base0), rouge_l(REFS, reg1) - rouge_l(REFS, base1)], axis=0)
-    assert d[0] == pytest.approx(0.0)  # +100 on seed 0 and -100 on seed 1 cancel per example
-    expected = compare.paired_bootstrap(d, n_boot=300, seed=0)
-    assert float(row["delta_rouge-l"]) == pytest.approx(expected["delta"])
+def test_bootstrap_delta_is_the_mean_paired_difference_and_its_ci_brackets_it(tmp_path):
+    """Δ = mean over seeds of mean_i(R_i - B_i) on the same seed; the 95% CI contains Δ; CI and p
+    equal compare.paired_bootstrap on the (seeds, examples) difference matrix."""
+    rng = np.random.default_rng(3)
+    base = {s: _per_example(rng) for s in (0, 1, 2)}
+    reg = {s: _per_example(rng, shift=5.0) for s in (0, 1, 2)}
+    row = paired_sweep(tmp_path, base, reg)["rdrop"]
+    diffs = np.array([np.array(reg[s]["rouge-l"]) - np.array(base[s]["rouge-l"]) for s in (0, 1, 2)])
+    delta = float(np.mean([d.mean() for d in diffs]))
+    assert float(row["main_delta_rouge-l"]) == pytest.approx(delta)
+    assert float(row["main_ci_low"]) <= delta <= float(row["main_ci_high"])
+    expected = compare.paired_bootstrap(diffs, N_BOOT, seed=0)
     for key in ("ci_low", "ci_high", "p_value"):
-        assert float(row[key]) == pytest.approx(expected[key])
+        assert float(row[f"main_{key}"]) == pytest.approx(expected[key])
+    assert row["main_bootstrap_seeds"] == "0;1;2" and row["main_n_examples"] == "12"
 
 
-def test_paired_bootstrap_p_value_is_twice_the_smaller_tail():
-    """p = min(1, 2 * min(frac(boot <= 0), frac(boot >= 0))) on the same resamples."""
-    d = np.array([3.0, -1.0, 0.5, -2.0, 1.0, 0.2, -0.1, 0.4])
-    out = compare.paired_bootstrap(d, n_boot=500, seed=7)
+def test_bootstrap_resamples_example_indices_jointly_across_seeds():
+    """One resample's statistic = mean over seeds of the mean difference at the SAME drawn indices:
+    the percentile CI equals a hand loop over the same generator's draws."""
+    diffs = np.array([[3.0, -1.0, 0.5, -2.0, 1.0], [0.2, -0.1, 0.4, 2.0, -3.0]])
+    out = compare.paired_bootstrap(diffs, n_boot=300, seed=7)
     rng = np.random.default_rng(7)
-    boot = d[rng.integers(0, d.size, size=(500, d.size))].mean(axis=1)
-    assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
+    idx = rng.integers(0, 5, size=(300, 5))
+    boot = np.array([np.mean([diffs[s, i].mean() for s in range(2)]) for i in idx])
     assert [out["ci_low"], out["ci_high"]] == pytest.approx(np.percentile(boot, [2.5, 97.5]).tolist())
+    assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
 
 
-def test_missing_and_failed_runs_are_listed_in_markdown_and_csv(tmp_path):
-    """A combination in multirun.yaml with no directory and a run without metrics.json both
-    appear in comparison.md's 'Missing or failed runs' section; neither counts as a seed."""
-    root = tmp_path / "multirun"
-    write_multirun(root, ["regularizer=baseline,rdrop", "seed=range(0,3)"])  # range() as Hydra allows
-    job = 0
-    for reg in ("baseline", "rdrop"):
-        for seed in (0, 1, 2):
-            if (reg, seed) == ("rdrop", 2):
-                continue  # never launched / directory lost
-            make_run(root, job, reg, seed, preds={"dev": REFS}, finished=(reg, seed) != ("rdrop", 1))
-            job += 1
-    rows = run_main(root)
-    md = (root / "comparison.md").read_text(encoding="utf-8")
-    section = md.split("## Missing or failed runs", 1)[1]
-    assert f"| rdrop | 2 | {compare.NO_DIR} |" in section
-    assert f"| rdrop | 1 | {compare.NO_METRICS} |" in section
-    assert "| baseline |" not in section
-    assert int(rows["rdrop"]["n_seeds"]) == 1 and int(rows["baseline"]["n_seeds"]) == 3
-    assert compare.NO_DIR in rows["rdrop"]["missing_or_failed"]
-    assert compare.NO_METRICS in rows["rdrop"]["missing_or_failed"]
-    assert rows["rdrop"]["bootstrap_seeds"] == "0"  # only the seed both have
+def test_regularizer_identical_to_baseline_gets_delta_zero_and_p_one(tmp_path):
+    """Same per-example scores as the baseline on every seed: every difference is 0, so Δ = 0,
+    CI = [0, 0], p = 1, for greedy and for beam16."""
+    rng = np.random.default_rng(4)
+    for s in (0, 1):
+        main, beam = _per_example(rng), _per_example(rng)
+        make_run(tmp_path, "baseline", s, main, beam)
+        make_run(tmp_path, "grad_penalty", s, main, beam)
+    row = build(tmp_path)["grad_penalty"]
+    for decode in ("main", "beam16"):
+        assert float(row[f"{decode}_delta_rouge-l"]) == 0.0
+        assert float(row[f"{decode}_ci_low"]) == 0.0 == float(row[f"{decode}_ci_high"])
+        assert float(row[f"{decode}_p_value"]) == 1.0
 
 
-def test_markdown_states_split_runs_dir_and_pooling(tmp_path):
-    """comparison.md names the split, the runs directory and how the bootstrap pools seeds."""
-    row = bootstrap_row(tmp_path, {0: list(REFS)}, {0: list(REFS)}, split="dev")
-    md = (tmp_path / "multirun" / "comparison.md").read_text(encoding="utf-8")
-    assert "Split: **dev**" in md
-    assert str((tmp_path / "multirun").resolve()) in md
-    assert "averaging them per example" in md and "examples (not seeds) are resampled" in md
-    assert "± " in md and row["split"] == "dev"
+def test_every_example_improving_gives_ci_above_zero_and_small_p(tmp_path):
+    """The regularizer beats the baseline by 10 on every example: Δ = 10, CI = [10, 10], p < 1/n_boot."""
+    base = {s: {m: [20.0 + i for i in range(12)] for m in METRIC_NAMES} for s in (0, 1)}
+    reg = {s: {m: [30.0 + i for i in range(12)] for m in METRIC_NAMES} for s in (0, 1)}
+    row = paired_sweep(tmp_path, base, reg)["rdrop"]
+    assert float(row["main_delta_rouge-l"]) == pytest.approx(10.0)
+    assert float(row["main_ci_low"]) == pytest.approx(10.0) and float(row["main_p_value"]) == 0.0
 
 
-def test_default_split_is_test_when_every_run_has_it_else_dev(tmp_path):
-    """test scores everywhere -> test; --split dev overrides; no test scores -> dev."""
-    both = tmp_path / "both"
-    write_multirun(both, ["regularizer=baseline", "seed=0"])
-    make_run(both, 0, "baseline", 0, preds={"dev": REFS, "test": REFS})
-    assert run_main(both)["baseline"]["split"] == "test"
-    assert run_main(both, "--split", "dev")["baseline"]["split"] == "dev"
-    dev_only = tmp_path / "dev_only"
-    write_multirun(dev_only, ["regularizer=baseline", "seed=0"])
-    make_run(dev_only, 0, "baseline", 0, preds={"dev": REFS})
-    assert run_main(dev_only)["baseline"]["split"] == "dev"
+def test_unequal_example_counts_are_an_error(tmp_path, capsys):
+    """A paired comparison needs the same examples: per-example lists of different length stop the script."""
+    rng = np.random.default_rng(6)
+    make_run(tmp_path, "baseline", 0, _per_example(rng, n=12))
+    make_run(tmp_path, "rdrop", 0, _per_example(rng, n=11))
+    assert compare.main([str(tmp_path), "--n-boot", "20"]) == 2
+    assert "same examples" in capsys.readouterr().err
 
 
-def test_no_shared_seed_is_stated_in_the_row(tmp_path):
-    """A regularizer whose seeds the baseline lacks gets an empty bootstrap and a note saying why."""
-    root = tmp_path / "multirun"
-    write_multirun(root, ["regularizer=baseline,rdrop", "seed=0,1"])
-    make_run(root, 0, "baseline", 0, preds={"dev": REFS})
-    make_run(root, 1, "rdrop", 1, preds={"dev": REFS})
-    row = run_main(root)["rdrop"]
-    assert row["delta_rouge-l"] == "" and "no seed" in row["bootstrap_note"]
+# --------------------------------------------------------------------------- time
 
 
-def test_prediction_files_of_different_length_are_an_error(tmp_path, capsys):
-    """Paired differences need the same examples: unequal line counts stop the script."""
-    root = tmp_path / "multirun"
-    write_multirun(root, ["regularizer=baseline,rdrop", "seed=0"])
-    make_run(root, 0, "baseline", 0, preds={"dev": REFS})
-    make_run(root, 1, "rdrop", 0, preds={"dev": REFS[:-1]}, refs=REFS[:-1])
-    assert compare.main([str(root), "--n-boot", "50"]) == 2
-    assert "lines" in capsys.readouterr().err
+def test_value_at_step_interpolates_caps_and_refuses_before_the_first_point():
+    """Linear interpolation between evaluations; the last value past the end ('capped'); NaN before."""
+    steps, values = np.array([50.0, 100.0, 150.0]), np.array([10.0, 20.0, 40.0])
+    assert compare.value_at_step(steps, values, 120) == (pytest.approx(28.0), "")
+    assert compare.value_at_step(steps, values, 100) == (20.0, "")
+    assert compare.value_at_step(steps, values, 400) == (40.0, "capped")
+    assert np.isnan(compare.value_at_step(steps, values, 10)[0])
 
 
-def test_png_is_written_and_valid(tmp_path):
-    """comparison.png exists and starts with the PNG signature."""
-    bootstrap_row(tmp_path, {0: list(REFS), 1: list(REFS)}, {0: list(REFS), 1: ["xyz"] * len(REFS)})
-    data = (tmp_path / "multirun" / "comparison.png").read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+def test_equal_time_table_reads_each_curve_at_the_baselines_compute(tmp_path):
+    """bench: baseline 1.0 s/step for 300 steps, rdrop 2.5 s/step -> 120 equivalent steps; seed 0's curve
+    gives 28 there (20 + 0.4 × (40 - 20)), seed 1's 38; mean 33, sd = np.std([28, 38], ddof=1).
+    random_replace at 0.5 s/step would reach 600 steps: capped at its last evaluation (300).
+    The time ratio is s/step × steps over the baseline's."""
+    rng = np.random.default_rng(7)
+    write_bench(tmp_path, {"baseline": 1.0, "rdrop": 2.5, "random_replace": 0.5})
+    for s in (0, 1):
+        make_run(tmp_path, "baseline", s, _per_example(rng), curve=[(50, 10.0), (300, 50.0)])
+        make_run(tmp_path, "random_replace", s, _per_example(rng), curve=[(50, 10.0), (300, 55.0 + s)])
+    make_run(tmp_path, "rdrop", 0, _per_example(rng), curve=[(50, 10.0), (100, 20.0), (150, 40.0), (300, 60.0)])
+    make_run(tmp_path, "rdrop", 1, _per_example(rng), curve=[(50, 10.0), (100, 30.0), (150, 50.0), (300, 60.0)])
+    rows = build(tmp_path)
+    rd = rows["rdrop"]
+    assert float(rd["equal_time_steps"]) == pytest.approx(120.0)
+    assert float(rd["equal_time_rouge-l_mean"]) == pytest.approx(33.0)
+    assert float(rd["equal_time_rouge-l_sd"]) == pytest.approx(np.std([28.0, 38.0], ddof=1))
+    assert float(rd["train_time_ratio"]) == pytest.approx(2.5) and rd["seconds_per_step_source"] == "bench"
+    rr = rows["random_replace"]
+    assert float(rr["equal_time_steps"]) == pytest.approx(600.0) and rr["equal_time_flags"] == "capped"
+    assert float(rr["equal_time_rouge-l_mean"]) == pytest.approx(55.5)
+    assert float(rows["baseline"]["equal_time_rouge-l_mean"]) == pytest.approx(50.0)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "not the same as a shorter run with its own annealed schedule" in md and "test box" in md
+
+
+def test_without_bench_the_cost_comes_from_run_wall_times_and_is_flagged(tmp_path):
+    """No bench_train.json: s/step = train_seconds / total_steps, the ratio is mean train_seconds over the
+    baseline's, and the markdown marks those values as shared-machine wall times (†)."""
+    rng = np.random.default_rng(8)
+    make_run(tmp_path, "baseline", 0, _per_example(rng), train_seconds=300.0)
+    make_run(tmp_path, "rdrop", 0, _per_example(rng), train_seconds=660.0)
+    rows = build(tmp_path)
+    assert float(rows["rdrop"]["seconds_per_step"]) == pytest.approx(2.2)
+    assert float(rows["rdrop"]["train_time_ratio"]) == pytest.approx(2.2)
+    assert rows["rdrop"]["seconds_per_step_source"] == "runs"
+    assert "wall times of a shared machine" in (tmp_path / "comparison.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- diagnostics, grid, notes
+
+
+def test_diagnostics_table_gives_mean_and_sd_of_every_measure(tmp_path):
+    """diagnostics.json runs[0].measures: each measure's mean ± sd over seeds, per regularizer."""
+    rng = np.random.default_rng(9)
+    for s, (gap, kl) in enumerate([(1.0, 0.5), (3.0, 0.7)]):
+        make_run(tmp_path, "baseline", s, _per_example(rng), diagnostics={"dropout_gap": gap, "kl": kl})
+    rows = build(tmp_path)
+    assert float(rows["baseline"]["diag_dropout_gap_mean"]) == pytest.approx(2.0)
+    assert float(rows["baseline"]["diag_kl_sd"]) == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "## Diagnostics" in md and f"| dropout_gap | 2.00 ± {np.std([1.0, 3.0], ddof=1):.2f} |" in md
+
+
+def test_missing_and_unfinished_runs_are_listed_in_the_grid(tmp_path):
+    """rdrop seed 2 has no directory and rdrop seed 1 no metrics.json: the grid says 'missing' and
+    'unfinished', the list names them, and neither counts as a seed."""
+    rng = np.random.default_rng(10)
+    for s in (0, 1, 2):
+        make_run(tmp_path, "baseline", s, _per_example(rng))
+    make_run(tmp_path, "rdrop", 0, _per_example(rng))
+    (tmp_path / "runs" / "rdrop_seed1").mkdir()
+    (tmp_path / "runs" / "rdrop_seed1" / "train_log.csv").write_text("step,seconds\n10,1.0\n", encoding="utf-8")
+    rows = build(tmp_path)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    section = md.split("## Runs: regularizer × seed", 1)[1]
+    assert "| rdrop | ok | unfinished | missing |" in section
+    assert f"| rdrop | 1 | {compare.UNFINISHED} | `runs/rdrop_seed1` |" in section
+    assert f"| rdrop | 2 | {compare.MISSING} | - |" in section
+    assert rows["rdrop"]["n_seeds"] == "1" and rows["rdrop"]["main_bootstrap_seeds"] == "0"
+    assert compare.MISSING in rows["rdrop"]["missing_or_unfinished"]
+
+
+def test_markdown_copies_notes_and_names_the_method(tmp_path):
+    """notes.md appears verbatim under the title; the method names the split, n-boot, the decodings,
+    the final weights and the seed-pooled resampling."""
+    notes = "Command: `python scripts/run_comparison.py`\n\nMachine: 2 CPU cores | dates 1-2 Dec."
+    (tmp_path / "notes.md").write_text(notes + "\n", encoding="utf-8")
+    rng = np.random.default_rng(11)
+    make_run(tmp_path, "baseline", 0, _per_example(rng), _per_example(rng))
+    make_run(tmp_path, "rdrop", 0, _per_example(rng), _per_example(rng))
+    build(tmp_path, "--decode", "beam16")
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert md.startswith("# Regularizer comparison\n\n" + notes + "\n")
+    assert "Split: **dev**" in md and f"{N_BOOT} resamples" in md and "kept = last" in md
+    assert "main = greedy; beam16 = beam_size 16, no_repeat_ngram 3" in md
+    assert "the same indices for every paired seed" in md
+
+
+def test_two_builds_are_byte_identical_and_name_no_absolute_path(tmp_path):
+    """Building twice gives the same bytes in all four outputs (PNGs included), and no output
+    names the absolute directory."""
+    rng = np.random.default_rng(12)
+    write_bench(tmp_path, {"baseline": 1.0, "rdrop": 2.0})
+    for s in (0, 1):
+        for reg in ("baseline", "rdrop"):
+            make_run(tmp_path, reg, s, _per_example(rng), _per_example(rng),
+                     curve=[(50, 20.0 + s), (150, 30.0 + s), (300, 40.0 + s)], diagnostics={"m": float(s)})
+    build(tmp_path)
+    first = {n: (tmp_path / n).read_bytes() for n in compare.OUTPUT_NAMES}
+    build(tmp_path)
+    for name in compare.OUTPUT_NAMES:
+        assert (tmp_path / name).read_bytes() == first[name], name
+    assert first["comparison.png"].startswith(b"\x89PNG") and first["curves.png"].startswith(b"\x89PNG")
+    for name in ("comparison.md", "comparison.csv"):
+        assert str(tmp_path) not in first[name].decode("utf-8")
+
+
+# --------------------------------------------------------------------------- old layout
+
+
+REFS = ["深度学习方法", "中文标题生成", "正则化对比", "随机替换实验", "梯度惩罚研究", "一致性训练"]
+
+
+def make_hydra_run(root: Path, job: int, reg: str, seed: int, preds: list[str] | None) -> None:
+    """A Hydra job directory of `train.py +experiment=compare`; preds None: the run never finished."""
+    d = root / str(job)
+    (d / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "regularizer": {"name": reg}}
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"regularizer={reg}", f"seed={seed}"]), encoding="utf-8")
+    if preds is None:
+        return
+    (d / "predictions_dev.tsv").write_text("".join(f"{r}\t{p}\n" for r, p in zip(REFS, preds)), encoding="utf-8")
+    scores = score_examples(REFS, preds)
+    metrics = {"dev": {**{m: float(np.mean(v)) for m, v in scores.items()}, "n": len(preds)},
+               "seed": seed, "train_seconds": 100.0, "total_steps": 400, "kept": "best", "kept_step": 400,
+               "regularizer": {"name": reg}, "decode": {"beam_size": 1}}
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+
+
+def test_old_hydra_multirun_with_prediction_files_still_works(tmp_path):
+    """Per-example scores come from predictions_dev.tsv via score_examples: Δ is the mean paired
+    ROUGE-L difference; multirun.yaml's grid lists the seed that never ran and the unfinished job."""
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["regularizer=baseline,rdrop", "seed=range(0,3)"]}}}), encoding="utf-8")
+    base = [r[: max(1, len(r) // 2)] for r in REFS]
+    make_hydra_run(tmp_path, 0, "baseline", 0, base)
+    make_hydra_run(tmp_path, 1, "baseline", 1, base)
+    make_hydra_run(tmp_path, 2, "rdrop", 0, list(REFS))
+    make_hydra_run(tmp_path, 3, "rdrop", 1, None)
+    rows = build(tmp_path)
+    gain = np.array(score_examples(REFS, REFS)["rouge-l"]) - np.array(score_examples(REFS, base)["rouge-l"])
+    assert float(rows["rdrop"]["main_delta_rouge-l"]) == pytest.approx(gain.mean())
+    assert float(rows["rdrop"]["main_ci_low"]) > 0 and rows["rdrop"]["main_n_examples"] == str(len(REFS))
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert f"| rdrop | 1 | {compare.UNFINISHED} | `3` |" in md
+    assert f"| baseline | 2 | {compare.MISSING} | - |" in md and f"| rdrop | 2 | {compare.MISSING} | - |" in md
+    assert "kept = best" in md and "no eval_log.csv" in md
