@@ -38,19 +38,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from hydra import compose, initialize_config_dir
+
+from seq2seq_rdrop.data import read_examples, resolve_data_dir
+from seq2seq_rdrop.decoding import beam_search
+from seq2seq_rdrop.distributed import pick_device
+from seq2seq_rdrop.machine import machine_lines
+from seq2seq_rdrop.models import build_model, load_model
+from seq2seq_rdrop.tokenizer import build_tokenizer, encode_text, load_tokenizer
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-
-from seq2seq_rdrop.machine import machine_lines  # noqa: E402
-from seq2seq_rdrop.data import read_examples, resolve_data_dir  # noqa: E402
-from seq2seq_rdrop.decoding import beam_search  # noqa: E402
-from seq2seq_rdrop.models import build_model, load_model  # noqa: E402
-from seq2seq_rdrop.tokenizer import build_tokenizer, encode_text, load_tokenizer  # noqa: E402
-from seq2seq_rdrop.training import pick_device  # noqa: E402
-
 CONF_DIR = REPO_ROOT / "conf"
 FAMILIES = ("unilm", "bart")
 TARGETS = {"bart": 2.0, "unilm": 5.0}  # speed-up of our cached beam search over the other method
@@ -184,9 +182,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cfgs = {f: compose_cfg(f, args) for f in FAMILIES}
     cfg = cfgs["unilm"]  # what the families share (data, decode, trainer)
-    if cfg.trainer.get("num_threads"):
+    if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    device = pick_device(cfg.trainer.device)
+    device = pick_device(cfg.trainer.device, option="trainer.device")
     data_dir = resolve_data_dir(cfg.data.dir)
     dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=cfg.data.skip_bad_lines)[:args.n]
     abstracts = [e.abstract for e in dev]

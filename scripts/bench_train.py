@@ -40,22 +40,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from seq2seq_rdrop.data import read_examples, resolve_data_dir
+from seq2seq_rdrop.distributed import pick_device
+from seq2seq_rdrop.fast_dropout import use_fast_dropout
+from seq2seq_rdrop.machine import machine_lines
+from seq2seq_rdrop.memory import keep_freed_memory
+from seq2seq_rdrop.models import build_model
+from seq2seq_rdrop.regularizers import Regularizer
+from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from seq2seq_rdrop.training import encode_pairs
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-
-from seq2seq_rdrop.machine import machine_lines  # noqa: E402
-from seq2seq_rdrop.memory import keep_freed_memory  # noqa: E402
-from seq2seq_rdrop.data import read_examples, resolve_data_dir  # noqa: E402
-from seq2seq_rdrop.fast_dropout import use_fast_dropout  # noqa: E402
-from seq2seq_rdrop.models import build_model  # noqa: E402
-from seq2seq_rdrop.regularizers import Regularizer  # noqa: E402
-from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer  # noqa: E402
-from seq2seq_rdrop.training import encode_pairs, pick_device  # noqa: E402
-
 CONF_DIR = REPO_ROOT / "conf"
 DEFAULT_REGULARIZERS = ["baseline", "random_replace", "grad_penalty", "rdrop"]
 # cost relative to the baseline that each regularizer is expected to stay within
@@ -104,7 +103,7 @@ def compose_cfg(overrides: list[str], regularizer: str | None = None):
 def make_tokenizer(cfg, train_examples, tmp_dir: Path):
     """Like training.train: the pretrained checkpoint's tokenizer, or one built from the train texts.
     Returns (tokenizer, a path a child process can load it from)."""
-    if cfg.model.get("pretrained"):
+    if cfg.model.pretrained:
         return load_tokenizer(cfg.model.pretrained), str(cfg.model.pretrained)
     texts = [t for e in train_examples for t in (e.title, e.abstract)]
     tokenizer = build_tokenizer(texts, tmp_dir, min_count=cfg.data.vocab_min_count)
@@ -165,7 +164,7 @@ def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, que
         torch.manual_seed(seed)
         cfg = compose_cfg(overrides, name)
         tokenizer = load_tokenizer(tokenizer_path)
-        model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.get("fast_dropout")))
+        model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.fast_dropout))
         regularizer = instantiate(cfg.regularizer)
         regularizer.apply_dropout(model)
         model.train()
@@ -184,11 +183,11 @@ def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, que
 
 
 def cpu_peak_memory(overrides, names, tokenizer_path, batch, num_threads, seed) -> dict[str, dict]:
-    ctx = mp.get_context("spawn")
+    spawn = mp.get_context("spawn")
     out = {}
     for name in names:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_memory_child, args=(overrides, name, tokenizer_path, batch, num_threads, seed, queue))
+        queue = spawn.Queue()
+        proc = spawn.Process(target=_memory_child, args=(overrides, name, tokenizer_path, batch, num_threads, seed, queue))
         proc.start()
         try:
             out[name] = queue.get(timeout=1800)
@@ -213,9 +212,9 @@ def main(argv=None) -> int:
     keep_freed_memory()  # as train.py does
     args = parse_args(argv)
     cfg = compose_cfg(args.overrides)
-    if cfg.trainer.get("num_threads"):
+    if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    device = pick_device(cfg.trainer.device)
+    device = pick_device(cfg.trainer.device, option="trainer.device")
     batch_size = args.batch_size or int(cfg.trainer.batch_size)
     n_steps = args.warmup + args.steps
     n_examples = args.examples or n_steps * batch_size
@@ -254,7 +253,7 @@ def main(argv=None) -> int:
         print("\n".join(header), flush=True)
 
         # which dropout each timed entry uses: the config's, or (--fast-dropout-peer) both, as two entries
-        fast = {n: bool(cfg.trainer.get("fast_dropout")) for n in regularizers}
+        fast = {n: bool(cfg.trainer.fast_dropout) for n in regularizers}
         if args.fast_dropout_peer:
             fast = {n: False for n in regularizers}
             for name in list(regularizers):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .generation import DEFAULT_DECODE
+
 NEG_INF = float("-inf")
 
 
@@ -89,7 +91,7 @@ def beam_search(model, src_ids, beam_size=3, max_len=32, min_len=1, length_penal
     # Only the first beam of each example is live at the start; the copies would repeat it.
     beam_scores = torch.full((B, K), NEG_INF, device=device)
     beam_scores[:, 0] = 0.0
-    prefixes: list[list[int]] = [[] for _ in range(B * K)]
+    prefixes: list[list[int]] = [[] for _ in range(B * K)]  # row b * K + k: beam k of example b
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     done = [False] * B
     V = log_probs.size(-1)
@@ -100,60 +102,61 @@ def beam_search(model, src_ids, beam_size=3, max_len=32, min_len=1, length_penal
         top_scores, top_index = candidates.topk(2 * K, dim=1)
         top_scores, top_index = top_scores.tolist(), top_index.tolist()
 
-        next_rows, next_tokens, next_scores, next_prefixes = [], [], [], []
+        next_beams = []  # (row followed, token, score), K per example
         for b in range(B):
             alive = []
             if not done[b]:
-                for rank, (score, flat) in enumerate(zip(top_scores[b], top_index[b])):
-                    if score == NEG_INF:
-                        break
-                    beam, token = divmod(flat, V)
-                    row = b * K + beam
-                    if token == model.eos_id:
-                        if rank < K:  # an end token only counts if it ranks among the live beams
-                            prefix = prefixes[row]
-                            finished[b].append(Hypothesis(list(prefix), _normalise(score, len(prefix) + 1, length_penalty), score))
-                    else:
-                        alive.append((row, token, score))
-                    if len(alive) == K:
-                        break
+                alive = _next_beams(b, K, V, top_scores[b], top_index[b], prefixes, finished[b], model.eos_id,
+                                    length_penalty)
                 done[b] = len(finished[b]) >= K or not alive
             if done[b]:  # keep the tensor shapes: park dead rows on a harmless token
                 alive = [(b * K, model.eos_id, NEG_INF)] * K
             alive += [alive[-1][:2] + (NEG_INF,)] * (K - len(alive))
-            for row, token, score in alive:
-                next_rows.append(row)
-                next_tokens.append(token)
-                next_scores.append(score)
-                next_prefixes.append(prefixes[row] + [token])
+            next_beams += alive
         if all(done):
             break
-        index = torch.tensor(next_rows, device=device)
-        new_tokens = torch.tensor(next_tokens, device=device)
-        beam_scores = torch.tensor(next_scores, device=device).view(B, K)
-        prefixes = next_prefixes
-        state = state.reorder(index)
-        state, log_probs = model.step(state, new_tokens)
+        rows, tokens, scores = zip(*next_beams)
+        beam_scores = torch.tensor(scores, device=device).view(B, K)
+        prefixes = [prefixes[row] + [token] for row, token, _ in next_beams]
+        state = state.reorder(torch.tensor(rows, device=device))
+        state, log_probs = model.step(state, torch.tensor(tokens, device=device))
     else:
-        # max_len reached: the live beams count as finished, without an end token
-        for b in range(B):
-            if done[b]:
-                continue
-            for k in range(K):
-                score = float(beam_scores[b, k])
-                if score != NEG_INF:
-                    prefix = prefixes[b * K + k]
-                    finished[b].append(Hypothesis(list(prefix), _normalise(score, len(prefix), length_penalty), score))
+        _finish_live_beams(beam_scores, prefixes, finished, done, length_penalty)
+    return [sorted(hyps, key=lambda h: h.score, reverse=True)[:num_return] or [Hypothesis([], NEG_INF, NEG_INF)]
+            for hyps in finished]
 
-    results = []
+
+def _next_beams(b, K, V, top_scores, top_index, prefixes, finished, eos_id, length_penalty) -> list[tuple]:
+    """Example b's next live beams (row followed, token, score), at most K, from its 2K best candidates
+    (flat indices beam * V + token). An end token among the K best finishes a hypothesis (into `finished`)."""
+    alive = []
+    for rank, (score, flat) in enumerate(zip(top_scores, top_index)):
+        if score == NEG_INF:
+            break
+        beam, token = divmod(flat, V)
+        row = b * K + beam
+        if token == eos_id:
+            if rank < K:  # an end token only counts if it ranks among the live beams
+                prefix = prefixes[row]
+                finished.append(Hypothesis(list(prefix), _normalise(score, len(prefix) + 1, length_penalty), score))
+        else:
+            alive.append((row, token, score))
+        if len(alive) == K:
+            break
+    return alive
+
+
+def _finish_live_beams(beam_scores, prefixes, finished, done, length_penalty) -> None:
+    """max_len reached: the live beams of the examples not done count as finished, without an end token."""
+    B, K = beam_scores.shape
     for b in range(B):
-        ranked = sorted(finished[b], key=lambda h: h.score, reverse=True)
-        results.append(ranked[:num_return] or [Hypothesis([], NEG_INF, NEG_INF)])
-    return results
-
-
-def decode_batch(model, src_ids, beam_size=3, **kwargs) -> list[list[Hypothesis]]:
-    return beam_search(model, src_ids, beam_size=beam_size, **kwargs)
+        if done[b]:
+            continue
+        for k in range(K):
+            score = float(beam_scores[b, k])
+            if score != NEG_INF:
+                prefix = prefixes[b * K + k]
+                finished[b].append(Hypothesis(list(prefix), _normalise(score, len(prefix), length_penalty), score))
 
 
 @torch.no_grad()
@@ -168,8 +171,7 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     encoded = [model.build_example(encode_text(tokenizer, a, max_source_len), None)[0] for a in abstracts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list = [None] * len(encoded)
-    options = {k: decode_cfg[k] for k in ("beam_size", "max_len", "min_len", "length_penalty", "no_repeat_ngram",
-                                          "num_return", "use_cache") if k in decode_cfg}
+    options = {k: decode_cfg[k] for k in DEFAULT_DECODE if k in decode_cfg}  # not e.g. training's batch_size
     bar = tqdm(total=len(order), desc="decode", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]

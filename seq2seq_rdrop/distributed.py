@@ -53,6 +53,19 @@ class Dist:
         return items[self.rank::self.world_size] if self.enabled else items
 
 
+def pick_device(name: str = "auto", option: str = "device") -> torch.device:
+    """auto (CUDA when there is one, else the CPU), cpu, cuda or cuda:N. `option` names the setting in errors:
+    ValueError for a name that is none of these, RuntimeError for CUDA on a machine without it."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"{option}={name!r}: allowed values are auto, cpu, cuda, cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"{option}={name} but no CUDA device is available")
+    return torch.device(name)
+
+
 def init_distributed(device_name: str) -> tuple[Dist, str]:
     """Join the process group when launched by torchrun; return the context and the device to use."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

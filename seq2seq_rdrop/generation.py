@@ -28,7 +28,10 @@ from .data import DataError, Example, read_examples
 
 log = logging.getLogger(__name__)
 
-# The decoding settings of conf/decode/beam.yaml (what training's dev evaluation and generate.py use).
+# The decoding options and their defaults, what training's dev evaluation and generate.py use. Their home is
+# here: conf/ is not installed with the package. conf/decode/beam.yaml mirrors them (plus training's
+# decode.batch_size), conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py
+# asserts that they agree.
 DEFAULT_DECODE = {"beam_size": 3, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 0,
                   "num_return": 1, "use_cache": True}
 DEFAULT_MAX_SOURCE_LEN = 256
@@ -88,19 +91,6 @@ def checkpoint_max_source_len(path: str | Path) -> int | None:
     return int(value) if value else None
 
 
-def pick_device(name: str = "auto"):
-    import torch
-
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise GenerationError(f"device={name!r}: allowed values are auto, cpu, cuda, cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenerationError(f"device={name} but no CUDA device is available")
-    return torch.device(name)
-
-
 # --------------------------------------------------------------------------------------- the API
 
 
@@ -130,12 +120,17 @@ class TitleGenerator:
         if max_source_len is None:
             max_source_len = checkpoint_max_source_len(path) or DEFAULT_MAX_SOURCE_LEN
         decode = decode_options(decode)  # option errors before the (slow) model load
-        torch_device = pick_device(device)
 
         from transformers.utils import logging as hf_logging
 
+        from .distributed import pick_device
         from .models import load_model
         from .tokenizer import load_tokenizer
+
+        try:
+            torch_device = pick_device(device, option="device")
+        except (ValueError, RuntimeError) as e:
+            raise GenerationError(str(e)) from None
 
         was_enabled = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # no "Loading weights" bar for a small local checkpoint

@@ -117,19 +117,19 @@ def write_pairs(path: Path, pairs: list[Example]) -> None:
 
 def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Write the pseudo pairs as out_dir/train.tsv and out_dir/heldout.tsv; return (dir, n_train, n_heldout)."""
-    pcfg = cfg.pretrain
+    pretrain_cfg = cfg.pretrain
     train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
-    if pcfg.get("exclude_last"):
-        train_examples = train_examples[: -int(pcfg.exclude_last)]
+    if pretrain_cfg.exclude_last:
+        train_examples = train_examples[: -int(pretrain_cfg.exclude_last)]
     dev_titles: set[str] = set()
-    if cfg.data.get("dev_file") and (data_dir / cfg.data.dev_file).is_file():
+    if cfg.data.dev_file and (data_dir / cfg.data.dev_file).is_file():
         dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=True)
         dev_titles = {e.title for e in dev}
     titles: list[str] = []
-    if pcfg.get("titles_file"):
-        titles_path = data_dir / pcfg.titles_file
+    if pretrain_cfg.titles_file:
+        titles_path = data_dir / pretrain_cfg.titles_file
         if not titles_path.is_file():
-            raise FileNotFoundError(f"pretrain.titles_file={pcfg.titles_file}: {titles_path} does not exist "
+            raise FileNotFoundError(f"pretrain.titles_file={pretrain_cfg.titles_file}: {titles_path} does not exist "
                                     f"(set pretrain.titles_file=null to pretrain on the training split only)")
         titles = read_lines(titles_path)
         leaked = [t for t in titles if t in dev_titles]
@@ -137,10 +137,11 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
             log.warning("pretrain: dropped %d title(s) that also appear in dev", len(leaked))
             titles = [t for t in titles if t not in dev_titles]
     pairs = build_pretraining_pairs(
-        train_examples, titles, seed=cfg.seed, title_denoise=pcfg.title_denoise, gap_sentence=pcfg.gap_sentence,
-        title_copies=pcfg.title_copies, gap_per_abstract=pcfg.gap_per_abstract, delete_ratio=pcfg.delete_ratio,
-        shuffle_prob=pcfg.shuffle_prob, context_prob=pcfg.context_prob)
-    heldout = min(int(pcfg.heldout), len(pairs) // 10)
+        train_examples, titles, seed=cfg.seed, title_denoise=pretrain_cfg.title_denoise,
+        gap_sentence=pretrain_cfg.gap_sentence, title_copies=pretrain_cfg.title_copies,
+        gap_per_abstract=pretrain_cfg.gap_per_abstract, delete_ratio=pretrain_cfg.delete_ratio,
+        shuffle_prob=pretrain_cfg.shuffle_prob, context_prob=pretrain_cfg.context_prob)
+    heldout = min(int(pretrain_cfg.heldout), len(pairs) // 10)
     if heldout < 1:
         raise ValueError(f"pretrain: only {len(pairs)} pseudo pairs, too few to hold any out")
     write_pairs(out_dir / "train.tsv", pairs[heldout:])

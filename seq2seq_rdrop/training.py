@@ -1,9 +1,14 @@
-"""The training loop, top to bottom: data -> tokenizer -> model -> regularizer -> steps with
-periodic dev evaluation (beam search) -> best checkpoint -> final scores and predictions.
+"""The training loop. `train(cfg, out_dir)` reads as the list of its steps, each a function or method
+below it, in the order they run:
+
+    check the options -> load the splits -> build (or resume) the model -> optimisation (AdamW, schedule,
+    EMA) -> steps (batch_schedule, Run.train_step), with dev evaluation every trainer.eval_every steps
+    (Run.evaluate_and_keep) -> final metrics of the kept weights (final_metrics, score_kept_weights)
 
 Everything a run writes lands in its output directory:
-    metrics.json, predictions_dev.tsv (and _test), train_log.csv, eval_log.csv,
-    checkpoint/ (best model, HF format + tokenizer + resolved config), state/ (for resuming).
+    metrics.json, example_scores.json, predictions_dev.tsv (and _test, and _<split>_<name> per
+    trainer.final_decodes entry), train_log.csv, eval_log.csv, kept_dev_scores.json,
+    checkpoint/ (kept model, HF format + tokenizer + resolved config), state/ (for resuming).
 """
 from __future__ import annotations
 
@@ -14,12 +19,14 @@ import math
 import os
 import random
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -28,17 +35,81 @@ from transformers.utils import logging as hf_logging
 from .checkpoints import atomic_write_dir, recover_dir, save_model_checkpoint
 from .data import read_examples, resolve_data_dir
 from .decoding import generate
-from .distributed import init_distributed, shutdown, wrap
+from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
 from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
 from .metrics import METRIC_NAMES, format_table, score_corpus, score_examples
-from .models import build_model, load_model
+from .models import Seq2SeqModel, build_model, load_model
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
 from .vocab_trim import trim_vocabulary
 
 log = logging.getLogger(__name__)
-MONITORS = METRIC_NAMES  # what trainer.monitor may name; higher is better for all of them
 KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights
+PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GPUs)
+# trainer.monitor may name any of METRIC_NAMES; higher is better for all of them
+
+
+def train(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Train, evaluate and score one run; return metrics.json's content ({} on ranks > 0 of torchrun)."""
+    keep_freed_memory()
+    ctx, device_name = init_distributed(cfg.trainer.device)
+    try:
+        return _train(cfg, out_dir, ctx, device_name)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
+    out_dir = Path(ctx.broadcast(str(out_dir)))  # every rank uses rank 0's run directory
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every checkpoint
+    check_trainer_options(cfg.trainer)
+    set_seed(cfg.seed)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    device = pick_device(device_name, option="trainer.device")
+
+    splits = load_splits(cfg)
+    model, tokenizer, resume_from = build_or_resume_model(cfg, out_dir, splits.train, ctx)
+    regularizer = instantiate(cfg.regularizer)
+    dropout = prepare_model(model, regularizer, cfg.trainer.fast_dropout, device)
+    encoded = encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len, cfg.data.max_target_len)
+    plan = StepPlan.for_examples(len(encoded), cfg.trainer)
+
+    forward_model = wrap(model, ctx, device)  # what the regularizer runs: the model itself, or its DDP wrapper
+    deadline = Deadline(cfg.trainer.max_minutes, ctx)
+    optim = Optimisation.build(model, cfg.trainer, plan.total_steps, deadline)
+    state = resume_training(resume_from, optim, cfg.trainer) if resume_from is not None else TrainState()
+    run = Run(cfg=cfg, out_dir=out_dir, ctx=ctx, device=device, model=model, forward_model=forward_model,
+              tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state, dev=splits.dev)
+    if ctx.is_main:
+        run.open_logs()
+    run.fit(encoded, plan)
+
+    checksums = ctx.gather(float(sum(p.detach().double().sum() for p in model.parameters())))
+    if not ctx.is_main:
+        return {}
+    metrics = final_metrics(run, splits, plan, dropout)
+    if ctx.enabled:
+        metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
+    score_kept_weights(cfg, out_dir, tokenizer, device, splits.dev, splits.test, metrics)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    print_summary(metrics, cfg, out_dir)
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------- set-up
+
+
+def check_trainer_options(trainer_cfg: DictConfig) -> None:
+    """Refuse a value outside the allowed ones before anything is built, naming them."""
+    for key, allowed in (("monitor", METRIC_NAMES), ("keep", KEEP), ("precision", PRECISIONS)):
+        if trainer_cfg[key] not in allowed:
+            raise ValueError(f"trainer.{key}={trainer_cfg[key]!r}: allowed values are {', '.join(allowed)}")
+    decay = trainer_cfg.ema_decay
+    if decay is not None and not 0.0 < float(decay) < 1.0:
+        raise ValueError(f"trainer.ema_decay={decay!r}: allowed values are null (off) or a number in (0, 1)")
 
 
 def set_seed(seed: int) -> None:
@@ -47,21 +118,103 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"trainer.device={name!r}: allowed values are auto, cpu, cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={name} but no CUDA device is available")
-    return torch.device(name)
+@dataclass
+class Splits:
+    data_dir: Path  # where they were read from
+    train: list
+    dev: list
+    test: list | None
+
+
+def load_splits(cfg: DictConfig) -> Splits:
+    """Train, dev and (optionally) test examples as cfg.data names and cuts them."""
+    data_dir = resolve_data_dir(cfg.data.dir)
+    train_examples = load_split(cfg, data_dir, "train")
+    test_examples = load_split(cfg, data_dir, "test")
+    holdout = cfg.data.holdout_test or 0
+    if holdout:
+        # a test split carved from the end of the training file, for data that ships only train + dev
+        if test_examples is not None:
+            raise ValueError("data.holdout_test and data.test_file are exclusive: set one of them")
+        if holdout >= len(train_examples):
+            raise ValueError(f"data.holdout_test={holdout} leaves no training examples (train has {len(train_examples)})")
+        train_examples, test_examples = train_examples[:-holdout], train_examples[-holdout:]
+    if cfg.data.max_train_samples:
+        train_examples = train_examples[: cfg.data.max_train_samples]
+    dev_examples = load_split(cfg, data_dir, "dev")
+    if dev_examples is None:
+        raise ValueError("data.dev_file is required: the best checkpoint is chosen on dev")
+    if cfg.data.max_eval_samples:
+        dev_examples = dev_examples[: cfg.data.max_eval_samples]
+    return Splits(data_dir, train_examples, dev_examples, test_examples)
 
 
 def load_split(cfg: DictConfig, data_dir: Path, name: str):
-    file = cfg.data.get(f"{name}_file")
+    """data.<name>_file in data_dir, or None when it is null."""
+    file = cfg.data[f"{name}_file"]
     if not file:
         return None
     return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+
+
+def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):
+    """(model, tokenizer, resume_from): the saved state's model (trainer.resume), a local pretrained
+    checkpoint (model.pretrained), or a fresh model with a character vocabulary of the training split."""
+    state_dir = out_dir / "state"
+    if ctx.is_main:
+        for directory in (state_dir, out_dir / "checkpoint"):
+            recover_dir(directory)  # a kill between two renames must not lose the last good copy
+    ctx.barrier()
+    resume_from = find_resume_dir(cfg.trainer.resume, state_dir)
+    if resume_from is not None:
+        tokenizer = load_tokenizer(resume_from / "model")
+        return load_model(resume_from / "model", tokenizer), tokenizer, resume_from
+    texts = [t for e in train_examples for t in (e.title, e.abstract)]  # the train split only
+    if cfg.model.pretrained:
+        tokenizer = load_tokenizer(cfg.model.pretrained)
+        model = build_model(cfg.model, tokenizer)
+        # .get: only the pretrained-checkpoint groups (model=unilm, model=bart) define trim_vocab; a
+        # from-scratch group given model.pretrained=PATH has no such key
+        if cfg.model.get("trim_vocab"):  # keep the specials + the training split's tokens (vocab_trim.py)
+            model, tokenizer = trim_vocabulary(model, tokenizer, texts, out_dir / "tokenizer", write=ctx.is_main,
+                                               barrier=ctx.barrier)
+        return model, tokenizer, None
+    if ctx.is_main:
+        build_tokenizer(texts, out_dir / "tokenizer", min_count=cfg.data.vocab_min_count)
+    ctx.barrier()
+    tokenizer = load_tokenizer(out_dir / "tokenizer")
+    return build_model(cfg.model, tokenizer), tokenizer, None
+
+
+def find_resume_dir(resume, state_dir: Path) -> Path | None:
+    """trainer.resume: false (start fresh), true (this run's state/), or a path to a state directory."""
+    if resume in (False, None, "false", "False"):
+        return None
+    path = state_dir if resume in (True, "true", "True") else Path(str(resume))
+    if path.is_dir() and (path / "state").is_dir() and not (path / "trainer_state.pt").exists():
+        path = path / "state"  # a run directory was given
+    if not (path / "trainer_state.pt").is_file():
+        if resume in (True, "true", "True"):
+            log.warning("trainer.resume=true but %s holds no saved state: starting from scratch", path)
+            return None
+        raise FileNotFoundError(f"trainer.resume={resume}: {path} holds no trainer_state.pt")
+    return path
+
+
+def prepare_model(model: Seq2SeqModel, regularizer, fast_dropout: bool, device) -> tuple[float, float]:
+    """The regularizer's dropout (e.g. R-Drop's hidden-state 0.3), trainer.fast_dropout, the device.
+    Returns the (hidden, attention) dropout now in force."""
+    dropout = regularizer.apply_dropout(model)
+    if fast_dropout:  # dropout masks at a quarter of torch's CPU cost (fast_dropout.py)
+        use_fast_dropout(model)
+    model.to(device)
+    log.info("model %s: %.2fM parameters, vocabulary %d, dropout %g (attention %g)", model.family,
+             count_parameters(model) / 1e6, model.vocab_size, *dropout)
+    return dropout
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def encode_pairs(model, tokenizer, examples, max_source_len: int, max_target_len: int):
@@ -74,6 +227,46 @@ def encode_pairs(model, tokenizer, examples, max_source_len: int, max_target_len
     return out
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    steps_per_epoch: int
+    total_steps: int  # trainer.max_steps, else trainer.epochs passes
+    eval_every: int  # trainer.eval_every, else once per epoch
+
+    @classmethod
+    def for_examples(cls, n_examples: int, trainer_cfg: DictConfig) -> "StepPlan":
+        steps_per_epoch = math.ceil(n_examples / trainer_cfg.batch_size)
+        return cls(steps_per_epoch, trainer_cfg.max_steps or trainer_cfg.epochs * steps_per_epoch,
+                   trainer_cfg.eval_every or steps_per_epoch)
+
+
+# --------------------------------------------------------------------------------------- optimisation
+
+
+class Deadline:
+    """trainer.max_minutes against the run's training + evaluation seconds. Every rank follows rank 0's
+    count (the learning rate with trainer.lr_decay_by_time, and when to stop)."""
+
+    def __init__(self, max_minutes: float | None, ctx: Dist):
+        self.max_seconds = 60 * max_minutes if max_minutes else None
+        self.ctx = ctx
+        self.seconds = 0.0  # as of the last update
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_seconds is not None
+
+    def update(self, seconds: float) -> None:
+        if self.enabled:
+            self.seconds = self.ctx.broadcast(seconds)
+
+    def used_fraction(self) -> float:
+        return self.seconds / self.max_seconds
+
+    def passed(self) -> bool:
+        return self.enabled and self.seconds >= self.max_seconds
+
+
 def linear_schedule_to_deadline(optimizer, warmup_ratio: float, total_steps: int, used_time_fraction):
     """Linear warm-up, then linear decay to 0, over progress = the larger of steps done / total_steps
     and used_time_fraction() (the share of trainer.max_minutes spent). A run that the clock stops
@@ -84,6 +277,119 @@ def linear_schedule_to_deadline(optimizer, warmup_ratio: float, total_steps: int
             return progress / warmup_ratio
         return (1.0 - progress) / max(1.0 - warmup_ratio, 1e-12)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class Optimisation:
+    """AdamW, its learning-rate schedule and the optional moving average of the weights."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: AveragedModel | None  # trainer.ema_decay
+
+    @classmethod
+    def build(cls, model: nn.Module, trainer_cfg: DictConfig, total_steps: int, deadline: Deadline) -> "Optimisation":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=trainer_cfg.lr, weight_decay=trainer_cfg.weight_decay)
+        if trainer_cfg.lr_decay_by_time and deadline.enabled:
+            scheduler = linear_schedule_to_deadline(optimizer, trainer_cfg.warmup_ratio, total_steps,
+                                                    deadline.used_fraction)
+        else:
+            scheduler = get_linear_schedule_with_warmup(optimizer, int(trainer_cfg.warmup_ratio * total_steps),
+                                                        total_steps)
+        # trainer.ema_decay: an exponential moving average of the weights is what gets evaluated, selected
+        # and saved. On 2.7k pairs the raw weights' dev ROUGE-L wanders by about a point between evaluations.
+        ema = None
+        if trainer_cfg.ema_decay is not None:
+            ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(trainer_cfg.ema_decay)))
+        return cls(optimizer, scheduler, ema)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
+
+    def load_state_dict(self, saved: dict, where: Path, ema_decay) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            if "ema" not in saved:
+                raise ValueError(f"trainer.ema_decay={ema_decay} but {where} was saved without it: "
+                                 "resume with the run's own trainer.ema_decay")
+            self.ema.load_state_dict(saved["ema"])
+
+
+@dataclass
+class TrainState:
+    """Where a run stands. Saved in state/trainer_state.pt as a dict under "progress"."""
+
+    step: int = 0
+    best: float = -math.inf  # the best dev score of trainer.monitor so far
+    best_step: int | None = None
+    kept_step: int | None = None  # the evaluation whose weights checkpoint/ holds (trainer.keep)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "TrainState":
+        state = cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
+        if "kept_step" not in saved:  # saved before trainer.keep existed: checkpoint/ holds the best weights
+            state.kept_step = state.best_step
+        return state
+
+
+def resume_training(resume_from: Path, optim: Optimisation, trainer_cfg: DictConfig) -> TrainState:
+    """Optimiser, schedule, EMA, TrainState and random states as state/ saved them."""
+    saved = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+    optim.load_state_dict(saved, resume_from, trainer_cfg.ema_decay)
+    state = TrainState.from_dict(saved["progress"])
+    _set_rng_state(saved["rng"])
+    log.info("resumed from %s at step %d", resume_from, state.step)
+    return state
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+def batch_schedule(n_examples: int, batch_size: int, seed: int, first_step: int, plan: StepPlan):
+    """(epoch, example indices) for each step from first_step to plan.total_steps. An epoch's order depends
+    only on (seed, epoch), so a resumed run replays the batches of an uninterrupted one."""
+    step = first_step
+    while step < plan.total_steps:
+        epoch, offset = divmod(step, plan.steps_per_epoch)
+        order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
+        for first in range(offset * batch_size, n_examples, batch_size):
+            if step >= plan.total_steps:
+                return
+            yield epoch, order[first:first + batch_size]
+            step += 1
+
+
+class Stopwatch:
+    """Seconds spent training and evaluating, counted on from a resumed TrainState."""
+
+    def __init__(self, state: TrainState):
+        self.start = time.perf_counter() - state.train_seconds - state.eval_seconds
+        self.eval_seconds = state.eval_seconds
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+    def train_seconds(self) -> float:
+        return self.total() - self.eval_seconds
 
 
 class CsvLog:
@@ -108,6 +414,142 @@ class CsvLog:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
+@dataclass
+class Run:
+    """What the loop works with; rank 0 also evaluates, logs and saves."""
+
+    cfg: DictConfig
+    out_dir: Path
+    ctx: Dist
+    device: torch.device
+    model: Seq2SeqModel  # the weights being trained
+    forward_model: nn.Module  # what the regularizer runs: `model`, or its DDP wrapper
+    tokenizer: object
+    regularizer: object
+    optim: Optimisation
+    deadline: Deadline
+    state: TrainState
+    dev: list
+    train_log: CsvLog | None = None  # rank 0 only, from open_logs
+    eval_log: CsvLog | None = None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and kept: the moving average with trainer.ema_decay."""
+        return self.optim.ema.module if self.optim.ema is not None else self.model
+
+    def open_logs(self) -> None:
+        self.train_log = CsvLog(self.out_dir / "train_log.csv",
+                                ["step", "epoch", "lr", "loss", "ce", "kl", "penalty", "seconds"])
+        self.eval_log = CsvLog(self.out_dir / "eval_log.csv", ["step", *METRIC_NAMES, "n", "seconds"])
+        for csv_log in (self.train_log, self.eval_log):
+            csv_log.drop_after(self.state.step)  # steps a resumed run replays are logged again
+        OmegaConf.save(self.cfg, self.out_dir / "config_resolved.yaml", resolve=True)
+
+    def fit(self, encoded: list, plan: StepPlan) -> None:
+        """Steps until plan.total_steps or the deadline, with dev evaluations; state/ saved every
+        trainer.save_every steps."""
+        trainer_cfg, ctx = self.cfg.trainer, self.ctx
+        bar = tqdm(total=plan.total_steps, initial=self.state.step, desc=f"train {self.regularizer.name}",
+                   dynamic_ncols=True, disable=not ctx.is_main)
+        self.model.train()
+        stopwatch = Stopwatch(self.state)
+        try:
+            for epoch, batch_ids in batch_schedule(len(encoded), trainer_cfg.batch_size, self.cfg.seed,
+                                                   self.state.step, plan):
+                loss_value, parts = self.train_step([encoded[i] for i in batch_ids], stopwatch)
+                step = self.state.step
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.3f}")
+                if ctx.is_main and (step % trainer_cfg.log_every == 0 or step == plan.total_steps):
+                    self.log_step(epoch, loss_value, parts, stopwatch)
+                out_of_time = self.deadline.passed()
+                if out_of_time:
+                    log.info("trainer.max_minutes=%s reached at step %d: last evaluation", trainer_cfg.max_minutes, step)
+                evaluate_now = step % plan.eval_every == 0 or step == plan.total_steps or out_of_time
+                if ctx.is_main and evaluate_now:
+                    self.evaluate_and_keep(bar, stopwatch)
+                self.state.train_seconds = stopwatch.train_seconds()
+                self.state.eval_seconds = stopwatch.eval_seconds
+                if ctx.is_main and trainer_cfg.save_every and (step % trainer_cfg.save_every == 0
+                                                               or step == plan.total_steps):
+                    self.save_state()
+                if ctx.enabled and evaluate_now:
+                    ctx.barrier()  # the other ranks wait while rank 0 evaluates
+                if out_of_time:
+                    break
+        finally:
+            bar.close()  # also when a NaN stops the run
+
+    def train_step(self, examples: list, stopwatch: Stopwatch) -> tuple[float, dict]:
+        """One optimiser step on a global batch (this rank's shard of it): (loss, its parts)."""
+        batch = self.model.collate(self.ctx.shard(examples))
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        bf16 = self.cfg.trainer.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, parts = self.regularizer(self.forward_model, batch)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            self.stop_on_nan("loss", loss_value)
+        optimizer = self.optim.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            self.stop_on_nan("gradient norm", grad_norm.item())
+        optimizer.step()
+        if self.optim.ema is not None:
+            self.optim.ema.update_parameters(self.model)
+        self.deadline.update(stopwatch.total())  # before the schedule steps: lr_decay_by_time reads it
+        self.optim.scheduler.step()
+        self.state.step += 1
+        return loss_value, parts
+
+    def stop_on_nan(self, what: str, value: float):
+        state_dir = self.out_dir / "state"
+        raise FloatingPointError(
+            f"{what} is {value} at step {self.state.step + 1}; stopping. The last good state is in "
+            f"{state_dir if state_dir.exists() else '(no saved state yet)'} and the best model in "
+            f"{self.out_dir / 'checkpoint'}")
+
+    def log_step(self, epoch: int, loss_value: float, parts: dict, stopwatch: Stopwatch) -> None:
+        self.train_log.write({"step": self.state.step, "epoch": epoch,
+                              "lr": f"{self.optim.scheduler.get_last_lr()[0]:.3e}", "loss": f"{loss_value:.5f}",
+                              **{k: f"{v:.5f}" for k, v in parts.items()},
+                              "seconds": f"{stopwatch.train_seconds():.1f}"})
+
+    def evaluate_and_keep(self, bar, stopwatch: Stopwatch) -> None:
+        """Dev scores of eval_model; checkpoint/ gets its weights when they score best so far on
+        trainer.monitor (trainer.keep=best) or at every evaluation (keep=last)."""
+        trainer_cfg, state = self.cfg.trainer, self.state
+        started = time.perf_counter()
+        scores, predictions = evaluate(self.eval_model, self.tokenizer, self.dev, self.cfg, self.device)
+        self.model.train()
+        self.eval_log.write({"step": state.step, **{k: f"{scores[k]:.2f}" for k in METRIC_NAMES},
+                             "n": scores["n"], "seconds": f"{time.perf_counter() - started:.1f}"})
+        bar.write(f"step {state.step}: dev " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
+        improved = scores[trainer_cfg.monitor] > state.best
+        if improved:
+            state.best, state.best_step = scores[trainer_cfg.monitor], state.step
+        if improved or trainer_cfg.keep == "last":  # keep=last: each evaluation replaces the last
+            state.kept_step = state.step
+            save_model_checkpoint(self.out_dir / "checkpoint", self.eval_model, self.tokenizer, self.cfg,
+                                  extra={"step": state.step, "dev": scores})
+            write_predictions(self.out_dir / "predictions_dev.tsv", self.dev, predictions)
+            (self.out_dir / "kept_dev_scores.json").write_text(json.dumps(scores))
+        stopwatch.eval_seconds += time.perf_counter() - started
+
+    def save_state(self) -> None:
+        """state/: the model with its tokenizer, and trainer_state.pt (optimisation, TrainState, random
+        states), swapped in whole."""
+        def write(tmp: Path):
+            self.model.save_pretrained(tmp / "model")
+            self.tokenizer.save_pretrained(str(tmp / "model"))
+            torch.save({**self.optim.state_dict(), "progress": asdict(self.state), "rng": _rng_state()},
+                       tmp / "trainer_state.pt")
+        atomic_write_dir(self.out_dir / "state", write)
+
+
 def evaluate(model, tokenizer, examples, cfg, device, progress=True, decode_overrides=None):
     """Beam-search titles for `examples` (cfg.decode, updated by `decode_overrides`); return (scores, predictions)."""
     decode_cfg = {**OmegaConf.to_container(cfg.decode, resolve=True), **(decode_overrides or {})}
@@ -127,270 +569,35 @@ def write_predictions(path: Path, examples, predictions) -> None:
     tmp.replace(path)
 
 
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# ------------------------------------------------------------------------------------------ the end
 
 
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def train(cfg: DictConfig, out_dir: str | Path) -> dict:
-    keep_freed_memory()
-    ctx, device_name = init_distributed(cfg.trainer.device)
-    try:
-        return _train(cfg, out_dir, ctx, device_name)
-    finally:
-        shutdown(ctx)
-
-
-def _train(cfg: DictConfig, out_dir, ctx, device_name: str) -> dict:
-    out_dir = Path(ctx.broadcast(str(out_dir)))  # every rank uses rank 0's run directory
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every checkpoint
-    tcfg = cfg.trainer
-    if tcfg.monitor not in MONITORS:
-        raise ValueError(f"trainer.monitor={tcfg.monitor!r}: allowed values are {', '.join(MONITORS)}")
-    if tcfg.keep not in KEEP:
-        raise ValueError(f"trainer.keep={tcfg.keep!r}: allowed values are {', '.join(KEEP)}")
-    if tcfg.get("precision", "fp32") not in ("fp32", "bf16"):
-        raise ValueError(f"trainer.precision={tcfg.precision!r}: allowed values are fp32, bf16")
-    set_seed(cfg.seed)
-    if tcfg.get("num_threads"):
-        torch.set_num_threads(int(tcfg.num_threads))
-    device = pick_device(device_name)
-    bf16 = tcfg.get("precision") == "bf16"
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
-
-    # --- data --------------------------------------------------------------------------------
-    data_dir = resolve_data_dir(cfg.data.dir)
-    train_examples = load_split(cfg, data_dir, "train")
-    test_examples = load_split(cfg, data_dir, "test")
-    holdout = cfg.data.get("holdout_test") or 0
-    if holdout:
-        # a test split carved from the end of the training file, for data that ships only train + dev
-        if test_examples is not None:
-            raise ValueError("data.holdout_test and data.test_file are exclusive: set one of them")
-        if holdout >= len(train_examples):
-            raise ValueError(f"data.holdout_test={holdout} leaves no training examples (train has {len(train_examples)})")
-        train_examples, test_examples = train_examples[:-holdout], train_examples[-holdout:]
-    if cfg.data.get("max_train_samples"):
-        train_examples = train_examples[: cfg.data.max_train_samples]
-    dev_examples = load_split(cfg, data_dir, "dev")
-    if dev_examples is None:
-        raise ValueError("data.dev_file is required: the best checkpoint is chosen on dev")
-    if cfg.data.max_eval_samples:
-        dev_examples = dev_examples[: cfg.data.max_eval_samples]
-
-    # --- tokenizer and model -----------------------------------------------------------------
-    state_dir = out_dir / "state"
-    if ctx.is_main:
-        for directory in (state_dir, out_dir / "checkpoint"):
-            recover_dir(directory)  # a kill between two renames must not lose the last good copy
-    ctx.barrier()
-    resume_from = _resume_dir(tcfg.resume, state_dir)
-    if resume_from is not None:
-        tokenizer = load_tokenizer(resume_from / "model")
-        model = load_model(resume_from / "model", tokenizer)
-    elif cfg.model.get("pretrained"):
-        tokenizer = load_tokenizer(cfg.model.pretrained)
-        model = build_model(cfg.model, tokenizer)
-        if cfg.model.get("trim_vocab"):  # keep the specials + the training split's tokens (vocab_trim.py)
-            texts = [t for e in train_examples for t in (e.title, e.abstract)]
-            model, tokenizer = trim_vocabulary(model, tokenizer, texts, out_dir / "tokenizer", write=ctx.is_main,
-                                               barrier=ctx.barrier)
-    else:
-        texts = [t for e in train_examples for t in (e.title, e.abstract)]  # train split only
-        if ctx.is_main:
-            build_tokenizer(texts, out_dir / "tokenizer", min_count=cfg.data.vocab_min_count)
-        ctx.barrier()
-        tokenizer = load_tokenizer(out_dir / "tokenizer")
-        model = build_model(cfg.model, tokenizer)
-    regularizer = instantiate(cfg.regularizer)
-    dropout = regularizer.apply_dropout(model)  # e.g. R-Drop's hidden-state dropout 0.3
-    if tcfg.get("fast_dropout"):  # dropout masks at a quarter of torch's CPU cost (fast_dropout.py)
-        use_fast_dropout(model)
-    model.to(device)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("model %s: %.2fM parameters, vocabulary %d, dropout %g (attention %g)", model.family, n_params / 1e6,
-             model.vocab_size, *dropout)
-
-    encoded = encode_pairs(model, tokenizer, train_examples, cfg.data.max_source_len, cfg.data.max_target_len)
-    steps_per_epoch = math.ceil(len(encoded) / tcfg.batch_size)
-    total_steps = tcfg.max_steps or tcfg.epochs * steps_per_epoch
-    eval_every = tcfg.eval_every or steps_per_epoch
-
-    net = wrap(model, ctx, device)  # what the regularizer runs: the model itself, or its DDP wrapper
-    max_seconds = 60 * tcfg.max_minutes if tcfg.get("max_minutes") else None
-    clock = {"seconds": 0.0}  # training + evaluation seconds so far, as rank 0 counts them
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    if tcfg.get("lr_decay_by_time") and max_seconds is not None:
-        scheduler = linear_schedule_to_deadline(optimizer, tcfg.warmup_ratio, total_steps,
-                                                lambda: clock["seconds"] / max_seconds)
-    else:
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total_steps), total_steps)
-
-    # trainer.ema_decay: an exponential moving average of the weights is what gets evaluated, selected
-    # and saved. On 2.7k pairs the raw weights' dev ROUGE-L wanders by about a point between evaluations.
-    ema = None
-    if tcfg.get("ema_decay") is not None:
-        if not 0.0 < float(tcfg.ema_decay) < 1.0:
-            raise ValueError(f"trainer.ema_decay={tcfg.ema_decay!r}: allowed values are null (off) or a number in (0, 1)")
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(tcfg.ema_decay)))
-    judged = ema.module if ema is not None else model  # the weights that are evaluated and saved
-
-    progress = {"step": 0, "best": -math.inf, "best_step": None, "kept_step": None, "train_seconds": 0.0,
-                "eval_seconds": 0.0}
-    if resume_from is not None:
-        saved = torch.load(resume_from / "trainer_state.pt", weights_only=False)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if ema is not None:
-            if "ema" not in saved:
-                raise ValueError(f"trainer.ema_decay={tcfg.ema_decay} but {resume_from} was saved without it: "
-                                 "resume with the run's own trainer.ema_decay")
-            ema.load_state_dict(saved["ema"])
-        progress.update(saved["progress"])
-        _set_rng_state(saved["rng"])
-        log.info("resumed from %s at step %d", resume_from, progress["step"])
-
-    if ctx.is_main:
-        train_log = CsvLog(out_dir / "train_log.csv", ["step", "epoch", "lr", "loss", "ce", "kl", "penalty", "seconds"])
-        eval_log = CsvLog(out_dir / "eval_log.csv", ["step", *METRIC_NAMES, "n", "seconds"])
-        for csv_log in (train_log, eval_log):
-            csv_log.drop_after(progress["step"])  # steps a resumed run replays are logged again
-        OmegaConf.save(cfg, out_dir / "config_resolved.yaml", resolve=True)
-
-    def save_state():
-        def write(tmp: Path):
-            model.save_pretrained(tmp / "model")
-            tokenizer.save_pretrained(str(tmp / "model"))
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "progress": dict(progress), "rng": _rng_state(),
-                        **({"ema": ema.state_dict()} if ema is not None else {})}, tmp / "trainer_state.pt")
-        atomic_write_dir(state_dir, write)
-
-    # --- the loop ----------------------------------------------------------------------------
-    # Batch order depends only on (seed, epoch): a resumed run replays the same batches.
-    bar = tqdm(total=total_steps, initial=progress["step"], desc=f"train {regularizer.name}", dynamic_ncols=True,
-               disable=not ctx.is_main)
-    model.train()
-    start = time.perf_counter() - progress["train_seconds"] - progress["eval_seconds"]
-    eval_time = progress["eval_seconds"]
-
-    try:
-        out_of_time = False
-        while progress["step"] < total_steps:
-            epoch, offset = divmod(progress["step"], steps_per_epoch)
-            order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
-            for first in range(offset * tcfg.batch_size, len(order), tcfg.batch_size):
-                if progress["step"] >= total_steps:
-                    break
-                batch = model.collate(ctx.shard([encoded[i] for i in order[first:first + tcfg.batch_size]]))
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast():
-                    loss, parts = regularizer(net, batch)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    _stop_on_nan("loss", loss_value, progress["step"] + 1, state_dir, out_dir)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    _stop_on_nan("gradient norm", grad_norm.item(), progress["step"] + 1, state_dir, out_dir)
-                optimizer.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                if max_seconds is not None:  # all ranks follow rank 0's clock (learning rate, stopping)
-                    clock["seconds"] = ctx.broadcast(time.perf_counter() - start)
-                scheduler.step()
-                progress["step"] += 1
-                step = progress["step"]
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.3f}")
-                if ctx.is_main and (step % tcfg.log_every == 0 or step == total_steps):
-                    train_log.write({"step": step, "epoch": epoch, "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-                                     "loss": f"{loss_value:.5f}", **{k: f"{v:.5f}" for k, v in parts.items()},
-                                     "seconds": f"{time.perf_counter() - start - eval_time:.1f}"})
-                out_of_time = max_seconds is not None and clock["seconds"] >= max_seconds
-                if out_of_time:
-                    log.info("trainer.max_minutes=%s reached at step %d: last evaluation", tcfg.max_minutes, step)
-                evaluate_now = step % eval_every == 0 or step == total_steps or out_of_time
-                if ctx.is_main and evaluate_now:
-                    t0 = time.perf_counter()
-                    scores, predictions = evaluate(judged, tokenizer, dev_examples, cfg, device)
-                    model.train()
-                    eval_log.write({"step": step, **{k: f"{scores[k]:.2f}" for k in METRIC_NAMES},
-                                    "n": scores["n"], "seconds": f"{time.perf_counter() - t0:.1f}"})
-                    bar.write(f"step {step}: dev " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
-                    improved = scores[tcfg.monitor] > progress["best"]
-                    if improved:
-                        progress["best"], progress["best_step"] = scores[tcfg.monitor], step
-                    if improved or tcfg.keep == "last":  # keep=last: each evaluation replaces the last
-                        progress["kept_step"] = step
-                        save_model_checkpoint(out_dir / "checkpoint", judged, tokenizer, cfg,
-                                              extra={"step": step, "dev": scores})
-                        write_predictions(out_dir / "predictions_dev.tsv", dev_examples, predictions)
-                        (out_dir / "kept_dev_scores.json").write_text(json.dumps(scores))
-                    eval_time += time.perf_counter() - t0
-                progress["train_seconds"] = time.perf_counter() - start - eval_time
-                progress["eval_seconds"] = eval_time
-                if ctx.is_main and tcfg.save_every and (step % tcfg.save_every == 0 or step == total_steps):
-                    save_state()
-                if ctx.enabled and evaluate_now:
-                    ctx.barrier()  # the other ranks wait while rank 0 evaluates
-                if out_of_time:
-                    break
-            if out_of_time:
-                break
-    finally:
-        bar.close()  # also when a NaN stops the run
-    checksums = ctx.gather(float(sum(p.detach().double().sum() for p in model.parameters())))
-    if not ctx.is_main:
-        return {}
-
-    # --- final scores, from the kept checkpoint ----------------------------------------------
-    metrics = {
-        "dev": json.loads((out_dir / "kept_dev_scores.json").read_text()),
-        "best_step": progress["best_step"],
-        "kept": tcfg.keep,
-        "kept_step": progress.get("kept_step", progress["best_step"]),
-        "train_seconds": round(progress["train_seconds"], 3),
-        "eval_seconds": round(progress["eval_seconds"], 3),
-        "total_steps": total_steps,
+def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float, float]) -> dict:
+    """metrics.json before the kept weights' test and final_decodes scores (score_kept_weights adds them)."""
+    cfg, state, model, regularizer = run.cfg, run.state, run.model, run.regularizer
+    return {
+        "dev": json.loads((run.out_dir / "kept_dev_scores.json").read_text()),
+        "best_step": state.best_step,
+        "kept": cfg.trainer.keep,
+        "kept_step": state.kept_step,
+        "train_seconds": round(state.train_seconds, 3),
+        "eval_seconds": round(state.eval_seconds, 3),
+        "total_steps": plan.total_steps,
         "seed": cfg.seed,
-        "monitor": f"dev {tcfg.monitor}",
-        "regularizer": {"name": regularizer.name, **_plain(regularizer.settings())},
-        "model": {"family": model.family, "parameters": n_params, "vocab_size": model.vocab_size,
-                  "pretrained": cfg.model.get("pretrained"),
+        "monitor": f"dev {cfg.trainer.monitor}",
+        "regularizer": {"name": regularizer.name, **json_safe(regularizer.settings())},
+        "model": {"family": model.family, "parameters": count_parameters(model), "vocab_size": model.vocab_size,
+                  "pretrained": cfg.model.pretrained,
                   "dropout": {"hidden": dropout[0], "attention": dropout[1]}},
         "decode": OmegaConf.to_container(cfg.decode, resolve=True),
-        "data": {"dir": os.path.relpath(data_dir), "train": len(train_examples), "dev": len(dev_examples),
-                 "test": len(test_examples) if test_examples else 0},
-        "device": str(device),
-        "world_size": ctx.world_size,
-        "precision": tcfg.get("precision", "fp32"),
-        "ema_decay": tcfg.get("ema_decay"),
-        "fast_dropout": bool(tcfg.get("fast_dropout")),
+        "data": {"dir": os.path.relpath(splits.data_dir), "train": len(splits.train), "dev": len(splits.dev),
+                 "test": len(splits.test) if splits.test else 0},
+        "device": str(run.device),
+        "world_size": run.ctx.world_size,
+        "precision": cfg.trainer.precision,
+        "ema_decay": cfg.trainer.ema_decay,
+        "fast_dropout": bool(cfg.trainer.fast_dropout),
     }
-    if ctx.enabled:
-        metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
-    score_kept_weights(cfg, out_dir, tokenizer, device, dev_examples, test_examples, metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
-    splits = {k: metrics[k] for k in ("dev", "test") if k in metrics}
-    print(format_table(splits, title=f"{tcfg.keep} checkpoint (step {metrics['kept_step']}), beam {cfg.decode.beam_size}:"))
-    for name, decoded in metrics.get("decodes", {}).items():
-        print(format_table({k: decoded[k] for k in ("dev", "test") if k in decoded}, title=f"{name}:"))
-    print(f"train {metrics['train_seconds']:.0f}s + dev evaluation {metrics['eval_seconds']:.0f}s; outputs in {out_dir}")
-    return metrics
 
 
 def score_kept_weights(cfg, out_dir: Path, tokenizer, device, dev_examples, test_examples, metrics: dict) -> None:
@@ -427,31 +634,19 @@ def _write_example_scores(out_dir: Path, per_example: dict) -> None:
     (out_dir / "example_scores.json").write_text(json.dumps(rounded, separators=(",", ":")))
 
 
-def _stop_on_nan(what: str, value: float, step: int, state_dir: Path, out_dir: Path):
-    raise FloatingPointError(
-        f"{what} is {value} at step {step}; stopping. The last good state is in "
-        f"{state_dir if state_dir.exists() else '(no saved state yet)'} and the best model in {out_dir / 'checkpoint'}")
+def print_summary(metrics: dict, cfg: DictConfig, out_dir: Path) -> None:
+    splits = {k: metrics[k] for k in ("dev", "test") if k in metrics}
+    print(format_table(splits, title=f"{cfg.trainer.keep} checkpoint (step {metrics['kept_step']}), "
+                                     f"beam {cfg.decode.beam_size}:"))
+    for name, decoded in metrics.get("decodes", {}).items():
+        print(format_table({k: decoded[k] for k in ("dev", "test") if k in decoded}, title=f"{name}:"))
+    print(f"train {metrics['train_seconds']:.0f}s + dev evaluation {metrics['eval_seconds']:.0f}s; outputs in {out_dir}")
 
 
-def _plain(obj):
-    """Settings -> JSON-friendly values."""
+def json_safe(obj):
+    """Settings -> JSON-friendly values (anything else as its str)."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj if isinstance(obj, (int, float, str, bool, type(None))) else str(obj)
-
-
-def _resume_dir(resume, state_dir: Path) -> Path | None:
-    """trainer.resume: false (start fresh), true (this run's state/), or a path to a state directory."""
-    if resume in (False, None, "false", "False"):
-        return None
-    path = state_dir if resume in (True, "true", "True") else Path(str(resume))
-    if path.is_dir() and (path / "state").is_dir() and not (path / "trainer_state.pt").exists():
-        path = path / "state"  # a run directory was given
-    if not (path / "trainer_state.pt").is_file():
-        if resume in (True, "true", "True"):
-            log.warning("trainer.resume=true but %s holds no saved state: starting from scratch", path)
-            return None
-        raise FileNotFoundError(f"trainer.resume={resume}: {path} holds no trainer_state.pt")
-    return path

@@ -199,9 +199,7 @@ def trim_model(model, kept: list[int]) -> None:
 
     model.pad_id, model.bos_id, model.eos_id = (old_to_new[i] for i in (model.pad_id, model.bos_id, model.eos_id))
     model.vocab_size = len(kept)
-    for name in ("_extra_specials", "extra_specials"):
-        if isinstance(getattr(model, name, None), list):
-            setattr(model, name, [old_to_new[i] for i in getattr(model, name) if i in old_to_new])
+    model.extra_special_ids = [old_to_new[i] for i in model.extra_special_ids if i in old_to_new]
 
     hf = model.hf_model
     for config in (hf.config, getattr(hf, "generation_config", None)):

@@ -1,4 +1,4 @@
-"""BART behind the Seq2SeqModel interface (seq2seq_rdrop/bart.py): batches, causality, cached
+"""BART behind the Seq2SeqModel interface (seq2seq_rdrop/models/bart.py): batches, causality, cached
 decoding against the uncached reference, checkpoints (ours and plain Hugging Face ones), every
 regularizer, and `train.py` on plain pretrained-layout checkpoint directories (BART and BERT/UniLM)."""
 from __future__ import annotations
@@ -18,9 +18,8 @@ if str(REPO_ROOT) not in sys.path:  # plain `pytest` on an uninstalled checkout
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from seq2seq_rdrop.bart import BartSeq2Seq  # noqa: E402
 from seq2seq_rdrop.decoding import beam_search, greedy_search  # noqa: E402
-from seq2seq_rdrop.models import MODEL_CLASSES, build_model, load_model, read_family  # noqa: E402
+from seq2seq_rdrop.models import MODEL_CLASSES, BartSeq2Seq, build_model, load_model, read_family  # noqa: E402
 from seq2seq_rdrop.tokenizer import encode_text, save_tokenizer  # noqa: E402
 
 CONF_DIR = REPO_ROOT / "conf"

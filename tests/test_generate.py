@@ -25,7 +25,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from seq2seq_rdrop.data import Example  # noqa: E402
-from seq2seq_rdrop.generation import DEFAULT_DECODE, GenerationError  # noqa: E402
+from seq2seq_rdrop.generation import (DEFAULT_BATCH_SIZE, DEFAULT_DECODE, DEFAULT_MAX_SOURCE_LEN,  # noqa: E402
+                                     GenerationError)
 from seq2seq_rdrop.metrics import score_corpus  # noqa: E402
 
 
@@ -334,6 +335,9 @@ def test_defaults_match_the_config_files():
     assert {k: v for k, v in beam.items() if k != "batch_size"} == DEFAULT_DECODE
     cfg = yaml.safe_load((REPO_ROOT / "conf" / "generate.yaml").read_text())
     assert set(cfg) - {"defaults", "hydra"} | {"decode"} == set(cli_module.OPTIONS)
+    assert cfg["batch_size"] == DEFAULT_BATCH_SIZE
+    data = yaml.safe_load((REPO_ROOT / "conf" / "data" / "csl.yaml").read_text())
+    assert data["max_source_len"] == DEFAULT_MAX_SOURCE_LEN
 
 
 def test_package_import_stays_light():
@@ -354,22 +358,22 @@ def test_example_ids_are_line_numbers():
         {"abstract_id": 3, "title": "标题\t一", "score": -0.5}, {"abstract_id": 7, "title": "", "score": None}]
 
 
-def _load_decode_levers():
-    spec = importlib.util.spec_from_file_location("decode_levers", REPO_ROOT / "scripts" / "decode_levers.py")
+def _load_sweep_decoding():
+    spec = importlib.util.spec_from_file_location("sweep_decoding", REPO_ROOT / "scripts" / "sweep_decoding.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_decode_levers_scores_each_setting_per_checkpoint_and_averages_over_checkpoints(ckpt, tmp_path, monkeypatch):
-    levers = _load_decode_levers()
+def test_sweep_decoding_scores_each_setting_per_checkpoint_and_averages_over_checkpoints(ckpt, tmp_path, monkeypatch):
+    sweep = _load_sweep_decoding()
     data = tmp_path / "dev.tsv"
     data.write_text("".join(f"{a[:4]}\t{a}\n" for a in _abstracts(6, seed=5)), encoding="utf-8")
-    out = tmp_path / "levers.md"
-    monkeypatch.setattr(sys, "argv", ["decode_levers.py", str(ckpt), str(ckpt), "--data", str(data), "--out", str(out),
+    out = tmp_path / "sweep.md"
+    monkeypatch.setattr(sys, "argv", ["sweep_decoding.py", str(ckpt), str(ckpt), "--data", str(data), "--out", str(out),
                                       "--setting", f"beam_size=1,max_len={MAX_LEN}",
                                       "--setting", f"beam_size=3,max_len={MAX_LEN},length_penalty=1.5"])
-    assert levers.main() == 0
+    assert sweep.main() == 0
     rows = [line.split(" | ") for line in out.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
     per_run = [r for r in rows if r[0].startswith("| `")]
     means = [r for r in rows if r[0] == "| mean of 2"]
@@ -379,22 +383,22 @@ def test_decode_levers_scores_each_setting_per_checkpoint_and_averages_over_chec
         assert len(same) == 2 and same[0][2:7] == same[1][2:7] == mean[2:7]
 
 
-def test_decode_levers_refuses_an_unknown_setting_naming_the_allowed_ones():
-    levers = _load_decode_levers()
-    assert levers.parse_setting("beam_size=8,length_penalty=1.2")[1] == {"beam_size": 8, "length_penalty": 1.2}
+def test_sweep_decoding_refuses_an_unknown_setting_naming_the_allowed_ones():
+    sweep = _load_sweep_decoding()
+    assert sweep.parse_setting("beam_size=8,length_penalty=1.2")[1] == {"beam_size": 8, "length_penalty": 1.2}
     with pytest.raises(SystemExit, match="beam_size, length_penalty"):
-        levers.parse_setting("beam=8")
+        sweep.parse_setting("beam=8")
 
 
-def _load_rerank_levers():
-    spec = importlib.util.spec_from_file_location("rerank_levers", REPO_ROOT / "scripts" / "rerank_levers.py")
+def _load_rerank_nbest():
+    spec = importlib.util.spec_from_file_location("rerank_nbest", REPO_ROOT / "scripts" / "rerank_nbest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_mbr_picks_the_consensus_title_over_a_better_scored_outlier():
-    rerank = _load_rerank_levers()
+    rerank = _load_rerank_nbest()
     nbest = [("完全不同的题目", -1.0), ("基于深度学习的图像分割", -2.0), ("基于深度学习的图像识别", -2.1),
              ("深度学习的图像分割方法", -2.3)]
     assert rerank.mbr_pick(nbest) == "基于深度学习的图像分割"
@@ -402,12 +406,12 @@ def test_mbr_picks_the_consensus_title_over_a_better_scored_outlier():
     assert rerank.mbr_pick([("甲乙丙丁", -1.0), ("甲乙丙戊", -5.0), ("己庚辛壬", -5.0)], temperature=0.1) == "甲乙丙戊"
 
 
-def test_rerank_levers_oracle_bounds_every_pick_and_top1_is_beam_search(ckpt, tmp_path, monkeypatch):
-    rerank = _load_rerank_levers()
+def test_rerank_nbest_oracle_bounds_every_pick_and_top1_is_beam_search(ckpt, tmp_path, monkeypatch):
+    rerank = _load_rerank_nbest()
     data = tmp_path / "dev.tsv"
     data.write_text("".join(f"{a[:4]}\t{a}\n" for a in _abstracts(5, seed=6)), encoding="utf-8")
     out = tmp_path / "rerank.md"
-    monkeypatch.setattr(sys, "argv", ["rerank_levers.py", str(ckpt), "--data", str(data), "--out", str(out),
+    monkeypatch.setattr(sys, "argv", ["rerank_nbest.py", str(ckpt), "--data", str(data), "--out", str(out),
                                       "--beam-size", "3", "--no-repeat-ngram", "0", "--max-len", str(MAX_LEN)])
     assert rerank.main() == 0
     rows = {r[1]: [float(x) for x in r[2:6]] for r in

@@ -97,8 +97,8 @@ def test_read_lines_names_file_and_line_of_bad_bytes(tmp_path):
         raise AssertionError("no error for undecodable bytes")
 
 
-def test_quality_budget_pretrains_then_fine_tunes_and_reports_the_minutes(tmp_path):
-    """scripts/quality_budget.py (issue 7's command): pretrain.py, then train.py from its checkpoint."""
+def test_run_quality_preset_pretrains_then_fine_tunes_and_reports_the_minutes(tmp_path):
+    """scripts/run_quality_preset.py (issue 7's command): pretrain.py, then train.py from its checkpoint."""
     data = tmp_path / "csl"
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(40, seed=0))
@@ -109,7 +109,7 @@ def test_quality_budget_pretrains_then_fine_tunes_and_reports_the_minutes(tmp_pa
     pre = [f"--pretrain-override={o}" for o in [f"data.dir={data}", "trainer.max_steps=2", "pretrain.heldout=4",
                                                  *tiny]]
     run_dir = tmp_path / "q"
-    proc = subprocess.run([sys.executable, "scripts/quality_budget.py", "--minutes", "5", "--pretrain-minutes", "2",
+    proc = subprocess.run([sys.executable, "scripts/run_quality_preset.py", "--minutes", "5", "--pretrain-minutes", "2",
                            "--run-dir", str(run_dir), *pre, f"data.dir={data}", "trainer.max_steps=2",
                            "trainer.save_every=0", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

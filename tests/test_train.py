@@ -194,3 +194,36 @@ def test_ema_decay_outside_zero_one_is_refused_naming_the_option(data_dir, tmp_p
     proc = subprocess.run([sys.executable, "train.py", f"data.dir={data_dir}", "trainer.ema_decay=1.5",
                            f"hydra.run.dir={tmp_path / 'bad'}", *TINY], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode != 0 and "trainer.ema_decay=1.5" in proc.stderr
+
+
+def test_train_state_reads_progress_saved_before_trainer_keep_existed():
+    """state/trainer_state.pt keeps TrainState as a plain dict under "progress"; older runs saved no kept_step
+    (their checkpoint/ held the best weights) and a resumed run must still read them."""
+    from dataclasses import asdict
+
+    from seq2seq_rdrop.training import TrainState
+
+    old = {"step": 40, "best": 31.5, "best_step": 30, "train_seconds": 12.0, "eval_seconds": 3.0}
+    state = TrainState.from_dict(old)
+    assert (state.step, state.best, state.best_step, state.kept_step) == (40, 31.5, 30, 30)
+    saved = asdict(TrainState(step=7, best=2.0, best_step=5, kept_step=7))
+    assert TrainState.from_dict(saved) == TrainState(step=7, best=2.0, best_step=5, kept_step=7)
+
+
+def test_batch_schedule_resumed_mid_epoch_replays_the_uninterrupted_batches():
+    from seq2seq_rdrop.training import StepPlan, batch_schedule
+
+    plan = StepPlan(steps_per_epoch=3, total_steps=8, eval_every=3)  # 10 examples, batches of 4: 4, 4, 2
+    full = list(batch_schedule(10, 4, seed=1, first_step=0, plan=plan))
+    assert [epoch for epoch, _ in full] == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert [len(ids) for _, ids in full[:3]] == [4, 4, 2]
+    assert sorted(i for _, ids in full[:3] for i in ids) == list(range(10))  # an epoch sees every example once
+    assert list(batch_schedule(10, 4, seed=1, first_step=4, plan=plan)) == full[4:]
+
+
+def test_pick_device_names_the_option_it_checks():
+    from seq2seq_rdrop.distributed import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="trainer.device='tpu': allowed values are auto, cpu, cuda, cuda:N"):
+        pick_device("tpu", option="trainer.device")

@@ -17,8 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # plain `pytest` on an uninstalled checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from seq2seq_rdrop.bart import BartSeq2Seq  # noqa: E402
-from seq2seq_rdrop.models import UniLM, load_model, read_family  # noqa: E402
+from seq2seq_rdrop.models import BartSeq2Seq, UniLM, load_model, read_family  # noqa: E402
 from seq2seq_rdrop.tokenizer import encode_text, load_tokenizer, save_tokenizer  # noqa: E402
 from seq2seq_rdrop.vocab_trim import trim_mapping, trim_vocabulary  # noqa: E402
 

@@ -27,8 +27,7 @@ from torch import nn
 from transformers import BartConfig, BartForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-from .models import (MODEL_CLASSES, CopyHead, DecodeState, Seq2SeqModel, load_extra_modules,
-                     saved_copy_options)
+from .base import DecodeState, Seq2SeqModel, never_generated
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,19 @@ class BartSeq2Seq(Seq2SeqModel):
     """Hugging Face `BartForConditionalGeneration` (tied embeddings and LM head) as a title generator."""
 
     family = "bart"
+    hf_class = BartForConditionalGeneration
+    hf_attribute = "bart"
+    dropout_config_keys = ("dropout", "attention_dropout")
 
     def __init__(self, bart: BartForConditionalGeneration, pad_id: int, bos_id: int, eos_id: int,
-                 decoder_start_id: int, copy: bool = False, extra_specials: list[int] | None = None,
-                 copy_follow: bool = False, copy_coverage: bool = False):
-        super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id, vocab_size=bart.config.vocab_size)
-        self.bart = bart
+                 decoder_start_id: int, extra_specials=(), **copy_options):
+        super().__init__(bart, pad_id, bos_id, eos_id, extra_specials=[decoder_start_id, *extra_specials],
+                         **copy_options)
         self.decoder_start_id = decoder_start_id
-        self._extra_specials = sorted({decoder_start_id, *(extra_specials or [])})
-        self.max_positions = bart.config.max_position_embeddings
-        self.copy_head = (CopyHead(bart.config.d_model, follow=copy_follow, coverage=copy_coverage)
-                          if copy else None)
 
     # --- construction ------------------------------------------------------------------------
     @staticmethod
-    def _special_ids(tokenizer, config=None) -> tuple[int, int, int]:
+    def _pad_bos_eos(tokenizer, config=None) -> tuple[int, int, int]:
         """(pad, bos, eos): [PAD]/[CLS]/[SEP] for BERT-style vocabularies, else the tokenizer's pad/bos/eos."""
         pad = _first_id(tokenizer.pad_token_id, getattr(config, "pad_token_id", None))
         bos = _first_id(tokenizer.cls_token_id, tokenizer.bos_token_id, getattr(config, "bos_token_id", None))
@@ -78,16 +75,11 @@ class BartSeq2Seq(Seq2SeqModel):
                              f"(pad={pad}, bos={bos}, eos={eos})")
         return pad, bos, eos
 
-    @staticmethod
-    def _never_generated(tokenizer) -> list[int]:
-        """[UNK] and [MASK] (or <unk>/<mask>): never generated nor drawn by random replacement, as for UniLM."""
-        return [i for i in (tokenizer.unk_token_id, tokenizer.mask_token_id) if i is not None]
-
     @classmethod
     def from_scratch(cls, tokenizer, hidden_size=256, encoder_layers=3, decoder_layers=3, num_heads=4,
                      ffn_size=1024, dropout=0.1, max_positions=512, copy=False, copy_follow=False,
                      copy_coverage=False, **unused) -> "BartSeq2Seq":
-        pad, bos, eos = cls._special_ids(tokenizer)
+        pad, bos, eos = cls._pad_bos_eos(tokenizer)
         config = BartConfig(
             vocab_size=len(tokenizer), d_model=hidden_size, encoder_layers=encoder_layers,
             decoder_layers=decoder_layers, encoder_attention_heads=num_heads, decoder_attention_heads=num_heads,
@@ -96,53 +88,32 @@ class BartSeq2Seq(Seq2SeqModel):
             eos_token_id=eos, decoder_start_token_id=bos, forced_bos_token_id=None, forced_eos_token_id=None,
             tie_word_embeddings=True, scale_embedding=False,
         )
-        return cls(BartForConditionalGeneration(config), pad, bos, eos, decoder_start_id=bos, copy=bool(copy),
-                   extra_specials=cls._never_generated(tokenizer), copy_follow=bool(copy_follow),
-                   copy_coverage=bool(copy_coverage))
+        return cls.from_hf(BartForConditionalGeneration(config), tokenizer, copy=bool(copy),
+                           copy_follow=bool(copy_follow), copy_coverage=bool(copy_coverage))
 
     @classmethod
-    def from_pretrained(cls, path, tokenizer=None, dropout: float | None = None, copy: bool | None = None,
-                        copy_follow: bool | None = None, copy_coverage: bool | None = None,
-                        **unused) -> "BartSeq2Seq":
-        overrides = {} if dropout is None else {"dropout": dropout, "attention_dropout": dropout}
-        bart = BartForConditionalGeneration.from_pretrained(str(path), **overrides)
-        if tokenizer is None:
-            from .tokenizer import load_tokenizer
-            tokenizer = load_tokenizer(path)
-        if len(tokenizer) > bart.config.vocab_size:
+    def from_hf(cls, hf_model: BartForConditionalGeneration, tokenizer, **copy_options) -> "BartSeq2Seq":
+        """Embeddings grown to the tokenizer if it is larger; the decoder starts with the checkpoint's own
+        decoder_start_token_id (a fresh model's is [CLS])."""
+        if len(tokenizer) > hf_model.config.vocab_size:
             log.warning("tokenizer has %d tokens, the checkpoint's vocabulary %d: resizing the embeddings",
-                        len(tokenizer), bart.config.vocab_size)
-            bart.resize_token_embeddings(len(tokenizer))
-        pad, bos, eos = cls._special_ids(tokenizer, bart.config)
-        start = _first_id(bart.config.decoder_start_token_id, bos)
-        model = cls(bart, pad, bos, eos, decoder_start_id=start, extra_specials=cls._never_generated(tokenizer),
-                    **saved_copy_options(bart.config, copy, copy_follow, copy_coverage))
-        load_extra_modules(model, path)
-        return model
+                        len(tokenizer), hf_model.config.vocab_size)
+            hf_model.resize_token_embeddings(len(tokenizer))
+        pad, bos, eos = cls._pad_bos_eos(tokenizer, hf_model.config)
+        start = _first_id(hf_model.config.decoder_start_token_id, bos)
+        return cls(hf_model, pad, bos, eos, decoder_start_id=start, extra_specials=never_generated(tokenizer),
+                   **copy_options)
 
-    @property
-    def hf_model(self) -> BartForConditionalGeneration:
-        return self.bart
-
-    def set_dropout(self, p: float, attention: float | None = None) -> None:
-        """Hidden-state dropout p; attention-weight dropout `attention` (None: p as well). BART keeps
-        them as float attributes (`dropout` of its attention modules, of its layers and stacks)."""
-        attention = p if attention is None else attention
+    def _set_dropout_modules(self, p: float, attention: float) -> None:
+        """BART keeps its rates as float attributes (`dropout` of its attention modules, layers and stacks)."""
         for module in self.modules():
             if isinstance(module, nn.Dropout):
                 module.p = p
             elif module is not self and isinstance(getattr(module, "dropout", None), (int, float)):
                 module.dropout = attention if type(module).__name__.endswith("Attention") else p
-        self.bart.config.dropout, self.bart.config.attention_dropout = p, attention
-
-    def dropout_rates(self) -> tuple[float, float]:
-        return self.bart.config.dropout, self.bart.config.attention_dropout
 
     def input_embeddings(self) -> nn.Embedding:
         return self.bart.model.shared
-
-    def extra_special_ids(self) -> list[int]:
-        return self._extra_specials
 
     # --- batches -----------------------------------------------------------------------------
     def build_example(self, src_tokens, tgt_tokens):
@@ -178,10 +149,7 @@ class BartSeq2Seq(Seq2SeqModel):
         fed_ids [B,T'>=T]: the decoder inputs so far, the last T at these positions."""
         logits = self.bart.lm_head(hidden) + self.bart.final_logits_bias.to(hidden.dtype)
         log_probs = F.log_softmax(logits.float(), dim=-1)
-        if self.copy_head is None:
-            return log_probs
-        copyable = (src_ids != self.pad_id) & (src_ids != self.bos_id) & (src_ids != self.eos_id)
-        return self.copy_head(log_probs, hidden, src_hidden, src_ids, copyable, fed_ids)
+        return self._with_copying(log_probs, hidden, src_hidden, src_ids, fed_ids)
 
     def forward(self, batch: dict) -> torch.Tensor:
         src, tgt = batch["src_ids"], batch["tgt_in"]
@@ -206,12 +174,10 @@ class BartSeq2Seq(Seq2SeqModel):
         return state, self._log_probs(hidden, src_hidden, src_ids, start)[:, 0]
 
     def _step_cached(self, state, tokens):
-        x = state.extras
+        extras = state.extras
         if state.prefix.size(1) + 1 > self.max_positions:
             raise ValueError(f"title longer than the model's {self.max_positions} positions: lower decode.max_len")
-        hidden = self._decode(tokens[:, None], x["src_hidden"], x["src_mask"], x["cache"].cache)
+        hidden = self._decode(tokens[:, None], extras["src_hidden"], extras["src_mask"], extras["cache"].cache)
         fed = F.pad(state.prefix, (1, 0), value=self.decoder_start_id)  # this step's token is the last
-        return self._log_probs(hidden, x["src_hidden"], state.src_ids, fed)[:, 0]
+        return self._log_probs(hidden, extras["src_hidden"], state.src_ids, fed)[:, 0]
 
-
-MODEL_CLASSES["bart"] = BartSeq2Seq

@@ -1,7 +1,7 @@
 """Train the from-scratch quality preset within a time budget and print what it reached.
 
-    python scripts/quality_budget.py [--minutes 30] [--pretrain-minutes 14] [--reserve-minutes 2.5] [--pretrain-override K=V ...]
-                                     [train.py overrides ...]
+    python scripts/run_quality_preset.py [--minutes 30] [--pretrain-minutes 14] [--reserve-minutes 2.5]
+                                         [--pretrain-override K=V ...] [train.py overrides ...]
 
 With --pretrain-minutes P > 0, first runs `python pretrain.py trainer.max_minutes=<P - 0.5>`
 (self-supervised pretraining on titles_only.txt and the training split, into RUN_DIR/pretrain/),

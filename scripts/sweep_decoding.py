@@ -1,7 +1,7 @@
 """Decoding settings' effect on one checkpoint: dev scores for several beam-search settings.
 
-    python scripts/decode_levers.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/dev.tsv] [--out FILE.md]
-                                    [--setting beam_size=8,no_repeat_ngram=3 ...]
+    python scripts/sweep_decoding.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/dev.tsv] [--out FILE.md]
+                                     [--setting beam_size=8,no_repeat_ngram=3 ...]
 
 Same weights, same abstracts, one row per setting (beam size, length penalty, n-gram blocking);
 prints a markdown table of ROUGE-1/2/L, BLEU, mean title length and seconds. With several
@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seq2seq_rdrop.data import read_examples  # noqa: E402
-from seq2seq_rdrop.generation import TitleGenerator  # noqa: E402
-from seq2seq_rdrop.metrics import METRIC_NAMES, chars, score_corpus  # noqa: E402
+from seq2seq_rdrop.data import read_examples
+from seq2seq_rdrop.generation import TitleGenerator
+from seq2seq_rdrop.metrics import METRIC_NAMES, chars, score_corpus
+from seq2seq_rdrop.reports import finish_report, mean_cells
 
 SETTINGS = [  # (label, decoding options)
     ("greedy (beam 1)", {"beam_size": 1}),
@@ -80,20 +78,6 @@ def main() -> int:
             lines.append(f"| mean of {len(runs)} | {label} | " + mean_cells(runs)
                          + f" | {sum(r['chars'] for r in runs) / len(runs):.1f} | |")
     return finish_report(lines, args.out)
-
-
-def mean_cells(runs: list[dict]) -> str:
-    """The metrics' means over several checkpoints' scores, as markdown table cells."""
-    return " | ".join(f"{sum(r[m] for r in runs) / len(runs):.2f}" for m in METRIC_NAMES)
-
-
-def finish_report(lines: list[str], out: str | None) -> int:
-    """Print the table and, with `out`, write it there below the command that made it."""
-    report = "\n".join(lines) + "\n"
-    print("\n" + report)
-    if out:
-        Path(out).write_text(f"command: `python {' '.join(sys.argv)}`\n\n" + report, encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":

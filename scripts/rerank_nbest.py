@@ -1,7 +1,7 @@
 """Can a better choice among beam search's n-best titles raise dev scores? One decoding pass per checkpoint.
 
-    python scripts/rerank_levers.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/dev.tsv]
-                                    [--beam-size 16] [--no-repeat-ngram 3] [--max-len 32] [--out FILE.md]
+    python scripts/rerank_nbest.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/dev.tsv]
+                                   [--beam-size 16] [--no-repeat-ngram 3] [--max-len 32] [--out FILE.md]
 
 Beam search keeps the `beam_size` best finished titles of each abstract. This script scores several
 ways of picking one of them, on the same n-best lists:
@@ -19,20 +19,15 @@ import functools
 import math
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rouge_score import rouge_scorer
 
-from decode_levers import finish_report, mean_cells  # noqa: E402  (the table helpers of its sibling script)
-
-from seq2seq_rdrop.data import read_examples  # noqa: E402
-from seq2seq_rdrop.decoding import generate  # noqa: E402
-from seq2seq_rdrop.generation import TitleGenerator  # noqa: E402
-from rouge_score import rouge_scorer  # noqa: E402
-
-from seq2seq_rdrop.metrics import METRIC_NAMES, CharTokenizer, score_corpus  # noqa: E402
-from seq2seq_rdrop.tokenizer import decode_ids  # noqa: E402
+from seq2seq_rdrop.data import read_examples
+from seq2seq_rdrop.decoding import generate
+from seq2seq_rdrop.generation import TitleGenerator
+from seq2seq_rdrop.metrics import METRIC_NAMES, CharTokenizer, score_corpus
+from seq2seq_rdrop.reports import finish_report, mean_cells
+from seq2seq_rdrop.tokenizer import decode_ids
 
 _ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], tokenizer=CharTokenizer())
 
