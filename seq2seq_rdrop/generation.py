@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 # here: conf/ is not installed with the package. conf/decode/beam.yaml mirrors them (plus training's
 # decode.batch_size), conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py
 # asserts that they agree.
-DEFAULT_DECODE = {"beam_size": 3, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 0,
+DEFAULT_DECODE = {"beam_size": 16, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 3,
                   "num_return": 1, "use_cache": True}
-DEFAULT_MAX_SOURCE_LEN = 256
+DEFAULT_MAX_SOURCE_LEN = 128
 DEFAULT_BATCH_SIZE = 32
 
 

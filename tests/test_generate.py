@@ -238,7 +238,7 @@ def test_option_errors_in_process(ckpt, tmp_path, monkeypatch, capsys):
     (tmp_path / "a.txt").write_text(_abstracts(1)[0] + "\n", encoding="utf-8")
     base = [f"checkpoint={ckpt}", f"input={tmp_path / 'a.txt'}"]
     for extra, message in [
-        (["decode.num_return=4"], "error: decode.num_return=4 cannot exceed decode.beam_size=3"),
+        (["decode.num_return=17"], "error: decode.num_return=17 cannot exceed decode.beam_size=16"),
         (["output_format=xml"], "error: output_format='xml': allowed values are tsv, jsonl"),
         (["decode.bogus=1"], "error: unknown option 'decode.bogus' (python generate.py --help lists the options)"),
         (["+extra=1"], "error: unknown option 'extra' (python generate.py --help lists the options)"),

@@ -37,3 +37,10 @@ def test_empty_prediction_scores_zero_and_is_averaged_in():
     assert scores["n"] == 2
     assert scores["rouge-l"] == pytest.approx(50.0)
     assert scores["bleu"] == pytest.approx(50.0)
+
+
+def test_lead_scores_score_the_abstracts_opening_as_the_title():
+    from seq2seq_rdrop.metrics import lead_scores
+
+    assert lead_scores(["图像分割"], ["图像分割方法研究"], chars=4)["rouge-l"] == 100.0
+    assert lead_scores(["文本检索"], ["图像分割方法研究"], chars=4)["rouge-l"] == 0.0
