@@ -69,12 +69,11 @@ def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint:
 
 
 def diagnose(out: Path, kept: Path) -> None:
-    """The mechanism measures of issue 15 on the run's final weights, if the script exists here."""
-    script = Path("scripts") / "diagnose.py"
-    if (kept / DIAGNOSTICS_FILE).is_file() or not (REPO / script).is_file() or not (out / "checkpoint").is_dir():
+    """The dropout-consistency and exposure-bias measures (scripts/diagnose.py) of the run's final weights."""
+    if (kept / DIAGNOSTICS_FILE).is_file() or not (out / "checkpoint").is_dir():
         return
     diag_dir = out / "diagnostics"
-    code = run([str(script), str(out / "checkpoint"), f"--out-dir={diag_dir}"], out / "diagnose.log")
+    code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}"], out / "diagnose.log")
     if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
         shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / DIAGNOSTICS_FILE)
     else:
@@ -89,13 +88,17 @@ def _relative(path: Path) -> Path:
         return absolute
 
 
-def main() -> int:
+def build_report(report: Path) -> int:
+    return subprocess.run([sys.executable, "scripts/compare.py", str(report)], cwd=REPO).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--regularizers", nargs="+", default=list(REGULARIZERS))
     parser.add_argument("--work-dir", default="outputs/sweeps/compare_strong", help="weights and full run dirs")
     parser.add_argument("--report-dir", default="outputs/reports/compare_strong", help="committed run files + report")
-    args, overrides = parser.parse_known_args()
+    args, overrides = parser.parse_known_args(argv)
     os.chdir(REPO)  # the runs' relative paths (work dir, checkpoints) are read from here
     # paths relative to the repository where possible: they end up in the committed metrics.json
     work, report = _relative(Path(args.work_dir)), _relative(Path(args.report_dir))
@@ -107,8 +110,7 @@ def main() -> int:
             continue
         for regularizer in args.regularizers:
             failures += not fine_tune(work, report, regularizer, seed, checkpoint, overrides)
-    code = subprocess.run([sys.executable, "scripts/compare.py", str(report)], cwd=REPO).returncode
-    return 1 if failures or code else 0
+    return 1 if failures or build_report(report) else 0
 
 
 if __name__ == "__main__":

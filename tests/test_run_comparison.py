@@ -1,0 +1,66 @@
+"""The sweep driver (scripts/run_comparison.py): one pretraining per seed shared by every regularizer,
+the same experiment and step budget for all, finished runs skipped, small run files copied.
+`run` is replaced by a fake that writes what train.py / pretrain.py / diagnose.py would."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_comparison", REPO / "scripts" / "run_comparison.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls: list[list[str]] = []
+
+    def fake_run(command, log_file):
+        calls.append(command)
+        options = dict(part.split("=", 1) for part in command if "=" in part and not part.startswith("--"))
+        if command[0] == "scripts/diagnose.py":
+            out = Path(command[2].split("=", 1)[1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "diagnostics.json").write_text(json.dumps({"runs": [{"measures": {}}]}))
+            return 0
+        out = Path(options["hydra.run.dir"])
+        (out / "checkpoint").mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv"):
+            (out / name).write_text("{}")
+        (out / "model.safetensors").write_text("weights")  # must never be copied to the report
+        return 0
+
+    monkeypatch.setattr(module, "run", fake_run)
+    monkeypatch.setattr(module, "build_report", lambda report: 0)
+    return module, calls
+
+
+def test_one_pretraining_per_seed_and_the_same_experiment_for_every_regularizer(driver, tmp_path):
+    module, calls = driver
+    args = ["--seeds", "0", "1", "--regularizers", "baseline", "rdrop",
+            f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}", "data.test_file=test.tsv"]
+    assert module.main(args) == 0
+    pretrains = [c for c in calls if c[0] == "pretrain.py"]
+    trains = [c for c in calls if c[0] == "train.py"]
+    assert [c[1] for c in pretrains] == ["seed=0", "seed=1"]
+    assert len(trains) == 4 and all("+experiment=compare_strong" in c and "data.test_file=test.tsv" in c for c in trains)
+    for command in trains:
+        seed = next(p for p in command if p.startswith("seed=")).split("=")[1]
+        assert f"model.pretrained={tmp_path / 'work'}/pretrain_seed{seed}/checkpoint" in command
+    kept = tmp_path / "report" / "runs" / "rdrop_seed1"
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*module.RUN_FILES, "diagnostics.json"])
+
+
+def test_a_finished_run_is_skipped_on_a_rerun(driver, tmp_path):
+    module, calls = driver
+    args = ["--seeds", "0", "--regularizers", "baseline", f"--work-dir={tmp_path / 'w'}",
+            f"--report-dir={tmp_path / 'r'}"]
+    module.main(args)
+    calls.clear()
+    (tmp_path / "w" / "pretrain_seed0" / "metrics.json").write_text("{}")
+    assert module.main(args) == 0
+    assert calls == []  # pretraining, fine-tuning and diagnostics all already done
