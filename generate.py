@@ -8,7 +8,10 @@
 Writes abstract_id<TAB>title<TAB>score (abstract_id = the input line number; n-best: one line per
 hypothesis, best first), or JSON lines with output_format=jsonl. stdout carries only the titles:
 warnings, errors, the progress bar and (when titles go to stdout) the evaluate=true table go to
-stderr. Exit status: 0 done, 1 bad checkpoint or input, 2 bad option. Options: conf/generate.yaml.
+stderr. Decoding follows the checkpoint's generation_config.json unless decode.* says otherwise;
+titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding and
+never replaces a symlink, FIFO or device node. Exit status: 0 done, 1 bad checkpoint, input or
+output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 EXIT_INPUT, EXIT_USAGE = 1, 2
 OUTPUT_FORMATS = ("tsv", "jsonl")
 OPTIONS = ("checkpoint", "input", "output", "output_format", "batch_size", "evaluate", "skip_bad_lines",
-           "max_source_len", "device", "progress", "decode")  # the keys of conf/generate.yaml
+           "keep_case", "max_source_len", "device", "progress", "decode")  # the keys of conf/generate.yaml
 DECODE_GROUP_EXTRAS = ("batch_size",)  # keys of conf/decode/*.yaml that generation does not use (training's)
 
 
@@ -52,7 +55,7 @@ def _check_options(cfg: DictConfig) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{key}={value!r}: a positive integer is required")
-    for key in ("evaluate", "skip_bad_lines"):
+    for key in ("evaluate", "skip_bad_lines", "keep_case"):
         if not isinstance(cfg[key], bool):
             raise UsageError(f"{key}={cfg[key]!r}: true or false")
     if cfg.progress not in ("auto", True, False):
@@ -81,33 +84,45 @@ def run(cfg: DictConfig, stdin=None, stdout=None, stderr=None) -> dict | None:
 
 def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     from seq2seq_rdrop.checkpoints import check_checkpoint_dir
-    from seq2seq_rdrop.generation import GenerationError, decode_options, read_input, score_titles
+    from seq2seq_rdrop.generation import GenerationError, OutputFile, checkpoint_settings, decode_options, read_input
 
-    # --- cheap checks first: options, checkpoint directory, input ------------------------------
+    # --- cheap checks first: options, checkpoint directory and its settings, input, output -------
     _check_options(cfg)
-    decode = {k: v for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()
-              if k not in DECODE_GROUP_EXTRAS}
+    overrides = {k: v for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()
+                 if k not in DECODE_GROUP_EXTRAS}  # None: the checkpoint's
     try:
-        decode = decode_options(decode)
+        decode_options(overrides)  # unknown keys and malformed values, whatever the checkpoint says
     except GenerationError as e:
-        raise UsageError(str(e)) from None
+        if "cannot exceed" not in str(e):  # num_return vs beam_size: judged with the checkpoint's below
+            raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)
     except FileNotFoundError as e:
         raise GenerationError(str(e)) from None
-    output = None if cfg.output in (None, "", "-") else Path(cfg.output)
-    if output is not None and output.is_dir():
-        raise GenerationError(f"output={output} is a directory; give a file path")
+    try:
+        decode = decode_options(overrides, base=checkpoint_settings(checkpoint).decode)
+    except GenerationError as e:
+        if "cannot be loaded" in str(e):
+            raise
+        raise UsageError(str(e)) from None
     examples = read_input(cfg.input, skip_bad_lines=cfg.skip_bad_lines, stdin=stdin)
     if cfg.evaluate and not any(ex.title for ex in examples):
         raise GenerationError("evaluate=true but the input holds no reference titles "
                               "(use title<TAB>abstract lines or JSON lines with a \"title\")")
+    output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input))
+    try:
+        return _generate(cfg, checkpoint, overrides, decode, examples, output, stdout, stderr)
+    finally:
+        if output is not None:
+            output.discard()  # a temporary file left by a failure or an interrupt
+
+
+def _generate(cfg, checkpoint, overrides, decode, examples, output, stdout, stderr) -> dict | None:
+    from seq2seq_rdrop.generation import GenerationError, TitleGenerator, jsonl_lines, score_titles, tsv_lines
 
     # --- the model ------------------------------------------------------------------------------
-    from seq2seq_rdrop.generation import TitleGenerator, jsonl_lines, tsv_lines
-
     generator = TitleGenerator.from_pretrained(checkpoint, device=cfg.device, max_source_len=cfg.max_source_len,
-                                               **decode)
+                                               keep_case=cfg.keep_case, **overrides)
     progress = cfg.progress
     if progress == "auto":
         progress = len(examples) > cfg.batch_size and stderr.isatty()
@@ -120,14 +135,15 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     else:
         lines = tsv_lines(examples, results)
     if output is None:
-        stdout.writelines(lines)
-        stdout.flush()
+        try:
+            stdout.writelines(lines)
+            stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise GenerationError(f"cannot write the titles to stdout: {e.strerror or e}") from None
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(lines)
-        os.replace(tmp, output)  # never a half-written output file
+        output.write(lines)
 
     if not cfg.evaluate:
         return None
@@ -163,19 +179,9 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def one_line_error(e: BaseException) -> str:
     """A Hydra/OmegaConf/our exception as one readable line."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+    from seq2seq_rdrop.cli import one_line_error as one_line
 
-    cause = e.__cause__ or e.__context__
-    for err in (e, cause):
-        if isinstance(err, (ConfigKeyError, ConfigAttributeError)) and "not in struct" in str(err):
-            key = getattr(err, "full_key", None) or str(err).split("'")[1]
-            return f"unknown option {key!r} (python generate.py --help lists the options)"
-    text = " ".join(str(e).split("Config search path:")[0].split()) or type(e).__name__
-    if cause is not None and type(e).__module__.startswith("hydra"):
-        detail = " ".join(str(cause).split("\n")[0].split())
-        if detail and detail not in text:
-            text = f"{text} ({detail})"
-    return text
+    return one_line(e, script="generate.py")
 
 
 def main() -> int:

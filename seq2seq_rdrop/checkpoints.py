@@ -1,19 +1,42 @@
-"""Writing checkpoints so that a crash never leaves a half-written one behind.
+"""Writing checkpoints so that a crash never leaves a half-written one behind, and reading them back
+with one clear error for every kind of damage.
 
 A checkpoint directory is first written under a temporary name beside its final place, then
 swapped in with renames; the previous version is deleted only after the new one is in place.
+
+A checkpoint carries what generation needs in its own Hugging Face files: `generation_config.json`
+(transformers.GenerationConfig: num_beams, max_new_tokens, min_new_tokens, length_penalty,
+no_repeat_ngram_size, num_return_sequences, use_cache; plus ours under "seq2seq_rdrop":
+max_source_len) holds the decoding the run was scored with (its `decode` config).
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
+import struct
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from omegaconf import OmegaConf
 
+log = logging.getLogger(__name__)
+
 REQUIRED_FILES = ("config.json",)
+GENERATION_CONFIG = "generation_config.json"
+OURS = "seq2seq_rdrop"  # our own fields inside HF files (as models.MODEL_CONFIG_KEY in config.json)
+# our decoding option -> its GenerationConfig field
+HF_DECODE_FIELDS = {"beam_size": "num_beams", "max_len": "max_new_tokens", "min_len": "min_new_tokens",
+                    "length_penalty": "length_penalty", "no_repeat_ngram": "no_repeat_ngram_size",
+                    "num_return": "num_return_sequences", "use_cache": "use_cache"}
+BEAM_ONLY_FIELDS = ("length_penalty", "early_stopping", "num_beam_groups", "diversity_penalty")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that is missing, incomplete or damaged; the message is one line."""
 
 
 def atomic_write_dir(target: str | Path, write: Callable[[Path], None]) -> Path:
@@ -49,31 +72,222 @@ def recover_dir(target: str | Path) -> None:
 
 
 def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None = None) -> Path:
-    """Model (HF format, safetensors) + tokenizer files + the resolved run config."""
+    """Model (HF format, safetensors) + tokenizer files + generation_config.json (the run's `decode` and
+    data.max_source_len) + the resolved run config."""
     from .tokenizer import save_tokenizer
 
     def write(tmp: Path):
         model.save_pretrained(tmp)
         save_tokenizer(tokenizer, tmp)
         if cfg is not None:
+            decode = OmegaConf.select(cfg, "decode", default=None)
+            decode = OmegaConf.to_container(decode, resolve=True) if decode is not None else {}
+            write_generation_config(tmp, decode, OmegaConf.select(cfg, "data.max_source_len", default=None))
             OmegaConf.save(cfg, tmp / "train_config.yaml", resolve=True)
         if extra:
-            import json
             (tmp / "trainer_info.json").write_text(json.dumps(extra, indent=2))
 
     return atomic_write_dir(target, write)
 
 
-def check_checkpoint_dir(path: str | Path) -> Path:
-    """A clear error for a missing or incomplete checkpoint directory."""
+# ----------------------------------------------------------------------------- generation settings
+
+
+def write_generation_config(out_dir: str | Path, decode: dict, max_source_len: int | None) -> Path:
+    """out_dir/generation_config.json from our decoding options (DEFAULT_DECODE where `decode` lacks one),
+    merged into the one Hugging Face may have written (a BART's token ids stay). Greedy decoding (beam 1)
+    keeps length_penalty under our own key: GenerationConfig refuses it without beams."""
+    from .generation import DEFAULT_DECODE
+
+    path = Path(out_dir) / GENERATION_CONFIG
+    opts = {**DEFAULT_DECODE, **{k: v for k, v in decode.items() if k in DEFAULT_DECODE and v is not None}}
+    config = {}
+    if path.is_file():
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            config = {}
+    ours = {"max_source_len": max_source_len} if max_source_len else {}
+    for name, field in HF_DECODE_FIELDS.items():
+        config[field] = opts[name]
+    if opts["beam_size"] == 1:
+        for field in BEAM_ONLY_FIELDS:
+            config.pop(field, None)
+        ours["length_penalty"] = opts["length_penalty"]
+    config["do_sample"] = False
+    config.pop("_from_model_config", None)  # ours now, not derived from config.json: HF must not rebuild it
+    config[OURS] = ours
+    try:
+        import transformers
+
+        config.setdefault("transformers_version", transformers.__version__)
+    except ImportError:
+        pass
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
+    """(decoding options, max_source_len or None) from a checkpoint's generation_config.json written by
+    write_generation_config; None when there is none (or it is some other tool's)."""
+    from .generation import DEFAULT_DECODE
+
+    file = Path(path) / GENERATION_CONFIG
+    if not file.is_file():
+        return None
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({GENERATION_CONFIG} is not valid "
+                              f"JSON: {_one_line(e)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get(OURS), dict):
+        return None
+    ours = config[OURS]
+    decode = {name: config.get(field, DEFAULT_DECODE[name]) for name, field in HF_DECODE_FIELDS.items()}
+    if "length_penalty" in ours:
+        decode["length_penalty"] = ours["length_penalty"]
+    decode = {k: (DEFAULT_DECODE[k] if v is None else v) for k, v in decode.items()}
+    max_source_len = ours.get("max_source_len")
+    return decode, (int(max_source_len) if max_source_len else None)
+
+
+# ----------------------------------------------------------------------------- reading checkpoints
+
+
+def find_checkpoint_dir(path: str | Path) -> Path:
+    """`path`, or where a run killed between the two renames of atomic_write_dir left only the previous
+    version (.NAME.old beside it, or beside its parent for state/model), that version, with a warning."""
     path = Path(path)
+    if path.exists():
+        return path
+    for level in (path, path.parent):
+        if not level.name or level.exists():
+            continue
+        old = level.with_name(f".{level.name}.old")
+        if old.is_dir():
+            found = old / path.relative_to(level)
+            if found.is_dir():
+                log.warning("%s does not exist, but %s, its previous version, survives (a run was killed while "
+                            "saving): using it; rename it to %s to keep it", path, found, level.name)
+                return found
+    return path
+
+
+def check_checkpoint_dir(path: str | Path) -> Path:
+    """A clear error (FileNotFoundError, one line) for a missing or incomplete checkpoint directory. Returns the
+    directory to read: `path`, or its surviving previous version (find_checkpoint_dir)."""
+    given = Path(path)
+    path = find_checkpoint_dir(given)
     if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+        raise FileNotFoundError(f"checkpoint directory {given} {'is not a directory' if path.exists() else 'does not exist'}")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if not any((path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")) and not list(path.glob("model-*.safetensors")):
         missing.append("model.safetensors")
     if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         missing.append("tokenizer files (tokenizer.json or vocab.txt)")
     if missing:
-        raise FileNotFoundError(f"checkpoint directory {path} is incomplete: missing {', '.join(missing)}")
+        hint = ""
+        if (path / "checkpoint" / "config.json").is_file():
+            hint = f"; {path / 'checkpoint'} holds a checkpoint: give that"
+        elif path.name and path.with_name(f".{path.name}.old").is_dir():
+            hint = f"; its previous version survives as {path.with_name(f'.{path.name}.old')}"
+        raise FileNotFoundError(f"checkpoint directory {given} cannot be loaded (incomplete: missing "
+                                f"{', '.join(missing)}{hint})")
     return path
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _safetensors_header(file: Path) -> dict:
+    """The tensor table of a .safetensors file, checked against the file's size (a truncated or damaged
+    file raises ValueError saying so)."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{file.name} is truncated ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise ValueError(f"{file.name} is truncated or damaged (its header claims {n} bytes, the file holds {size})")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            raise ValueError(f"{file.name} is damaged (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{file.name} is damaged (unreadable header)")
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
+               and "data_offsets" in t), default=0)
+    if 8 + n + end > size:
+        raise ValueError(f"{file.name} is truncated ({size} bytes; its tensors need {8 + n + end})")
+    return header
+
+
+def verify_checkpoint_files(path: str | Path) -> None:
+    """Cheap checks before a load (no torch): config.json parses, every .safetensors file is whole, and the
+    token-embedding rows match config.json's vocab_size. Raises ValueError naming the damage."""
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"config.json is not valid JSON: {_one_line(e)}") from None
+    if not isinstance(config, dict):
+        raise ValueError("config.json is not a JSON object")
+    vocab_size = config.get("vocab_size")
+    for file in sorted(path.glob("*.safetensors")):
+        header = _safetensors_header(file)
+        if not isinstance(vocab_size, int):
+            continue
+        for name, tensor in header.items():
+            if name.endswith(("word_embeddings.weight", "shared.weight", "embed_tokens.weight")) and tensor.get("shape"):
+                rows = tensor["shape"][0]
+                if rows != vocab_size:
+                    raise ValueError(f"config.json says vocab_size={vocab_size} but {file.name} holds {rows} token "
+                                     f"embeddings ({name})")
+
+
+@contextmanager
+def _held_transformers_logs():
+    """Hugging Face's log records while loading are held back: re-emitted after a load that worked, dropped
+    after one that failed (a damaged checkpoint gets our one line, not a load report)."""
+    logger = logging.getLogger("transformers")
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record):
+            held.append(record)
+
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [Hold()], False
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+        if ok:
+            for record in held:
+                logger.handle(record)
+
+
+@contextmanager
+def loading_checkpoint(path: str | Path, what: str = "checkpoint directory"):
+    """Around the code that loads a checkpoint directory: verify_checkpoint_files first, and any failure
+    becomes CheckpointError("<what> PATH cannot be loaded (reason)"), one line."""
+    path = Path(path)
+    try:
+        verify_checkpoint_files(path)
+        with _held_transformers_logs():
+            yield path
+    except CheckpointError:
+        raise
+    except Exception as e:  # OSError, ValueError, RuntimeError (shapes), SafetensorError, KeyError ...
+        raise CheckpointError(f"{what} {path} cannot be loaded ({_one_line(e)})") from None
+
+
+def check_tokenizer_fits(tokenizer, model) -> None:
+    """Every token id of the tokenizer must have an embedding row."""
+    if len(tokenizer) > model.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.vocab_size} embeddings")

@@ -74,6 +74,14 @@ def _parse_line(line: str, layout: str) -> tuple[str, str | None]:
     return cols[1], cols[0]  # tsv2 and tsv5 both start with title, abstract
 
 
+def decode_line(raw: bytes) -> str:
+    """One raw line -> its text without a byte-order mark and line end; DataError if it is not UTF-8."""
+    try:
+        return raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataError(f"undecodable bytes (not UTF-8) at byte {e.start}") from None
+
+
 def read_examples(
     path: str | os.PathLike,
     skip_bad_lines: bool = False,
@@ -91,10 +99,7 @@ def read_examples(
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
-                try:
-                    line = raw.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"undecodable bytes (not UTF-8) at byte {e.start}") from None
+                line = decode_line(raw)
                 if not line.strip():
                     continue  # blank lines separate nothing; ignore them
                 if layout is None:

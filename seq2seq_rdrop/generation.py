@@ -9,6 +9,10 @@
 A score is the hypothesis' length-normalised log-probability, what beam search ranks by
 (sum of token log-probs / length ** length_penalty); higher is better.
 
+Decoding settings and max_source_len are the checkpoint's own (its generation_config.json: what the
+training run was scored with), unless given; titles keep the abstract's case where their words occur in
+it (`keep_case`; the model itself writes lower case).
+
 torch and transformers are imported only when a model is loaded, so that reading and checking an
 input file (and the errors generate.py reports about it) stay fast.
 """
@@ -17,21 +21,27 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
-from .checkpoints import check_checkpoint_dir
+from .checkpoints import (CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint,
+                          read_generation_config)
+from .config_checks import MAX_BEAM_SIZE, ConfigError, check_decode, show  # noqa: F401 (MAX_BEAM_SIZE re-exported)
 from .data import DataError, Example, read_examples
 
 log = logging.getLogger(__name__)
 
-# The decoding options and their defaults, what training's dev evaluation and generate.py use. Their home is
-# here: conf/ is not installed with the package. conf/decode/beam.yaml mirrors them (plus training's
-# decode.batch_size), conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py
-# asserts that they agree.
+# The decoding options and their defaults, what training's dev evaluation uses, and generation where a
+# checkpoint does not say (generation_config.json, train_config.yaml). Their home is here: conf/ is not
+# installed with the package. conf/decode/beam.yaml mirrors them (plus training's decode.batch_size),
+# conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py asserts that they agree.
+# decode.beam_size is at most config_checks.MAX_BEAM_SIZE (64) and the vocabulary size.
 DEFAULT_DECODE = {"beam_size": 16, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 3,
                   "num_return": 1, "use_cache": True}
 DEFAULT_MAX_SOURCE_LEN = 128
@@ -53,42 +63,131 @@ def decode_options(overrides: dict | None = None, base: dict | None = None) -> d
             raise GenerationError(f"unknown decoding option {key!r}; known: {', '.join(DEFAULT_DECODE)}")
         if value is not None:
             opts[key] = value
-    for key in ("beam_size", "max_len", "min_len", "no_repeat_ngram", "num_return"):
-        value = opts[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise GenerationError(f"decode.{key}={value!r}: an integer is required")
-    if opts["beam_size"] < 1 or opts["max_len"] < 1 or opts["num_return"] < 1:
-        raise GenerationError("decode.beam_size, decode.max_len and decode.num_return must be at least 1")
-    if opts["min_len"] < 0 or opts["no_repeat_ngram"] < 0:
-        raise GenerationError("decode.min_len and decode.no_repeat_ngram must not be negative")
-    if opts["num_return"] > opts["beam_size"]:
-        raise GenerationError(f"decode.num_return={opts['num_return']} cannot exceed "
-                              f"decode.beam_size={opts['beam_size']}")
-    if isinstance(opts["length_penalty"], bool) or not isinstance(opts["length_penalty"], (int, float)):
-        raise GenerationError(f"decode.length_penalty={opts['length_penalty']!r}: a number is required")
-    if not isinstance(opts["use_cache"], bool):
-        raise GenerationError(f"decode.use_cache={opts['use_cache']!r}: true or false")
-    return opts
+    try:
+        return check_decode(opts)
+    except ConfigError as e:
+        raise GenerationError(str(e)) from None
+
+
+@dataclass
+class CheckpointSettings:
+    """What a checkpoint says about generating with it, and where that came from."""
+
+    decode: dict  # every option of DEFAULT_DECODE
+    max_source_len: int
+    source: str  # the file read, or "defaults"
+    defaulted: tuple[str, ...] = ()  # what nothing in the checkpoint said: the built-in default is used
+
+
+def checkpoint_settings(path: str | Path) -> CheckpointSettings:
+    """The decoding options and max_source_len a checkpoint was scored with: its generation_config.json;
+    else (older checkpoints, a run's state/model) the run's config, train_config.yaml or the run's
+    config_resolved.yaml; else the defaults, which `defaulted` lists."""
+    path = Path(path)
+    try:
+        saved = read_generation_config(path)
+    except CheckpointError as e:
+        raise GenerationError(str(e)) from None
+    if saved is not None:
+        decode, max_source_len = saved
+        defaulted = () if max_source_len else ("max_source_len",)
+        return CheckpointSettings(decode, max_source_len or DEFAULT_MAX_SOURCE_LEN, str(path / "generation_config.json"),
+                                  defaulted)
+    candidates = [path / "train_config.yaml"]
+    if path.name == "model" and path.parent.name in ("state", ".state.old"):
+        candidates.append(path.parent.parent / "config_resolved.yaml")
+    config_file = next((c for c in candidates if c.is_file()), None)
+    if config_file is not None:
+        from omegaconf import OmegaConf
+
+        try:
+            run_cfg = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+        except Exception:  # an unreadable config only loses the settings, not the run
+            log.warning("%s: unreadable", config_file)
+            run_cfg = None
+        if isinstance(run_cfg, dict):
+            decode = {k: v for k, v in (run_cfg.get("decode") or {}).items() if k in DEFAULT_DECODE and v is not None}
+            max_source_len = (run_cfg.get("data") or {}).get("max_source_len")
+            defaulted = tuple(k for k in DEFAULT_DECODE if k not in decode) + (() if max_source_len else ("max_source_len",))
+            return CheckpointSettings({**DEFAULT_DECODE, **decode}, int(max_source_len or DEFAULT_MAX_SOURCE_LEN),
+                                      str(config_file), defaulted)
+    return CheckpointSettings(dict(DEFAULT_DECODE), DEFAULT_MAX_SOURCE_LEN, "defaults",
+                              (*DEFAULT_DECODE, "max_source_len"))
 
 
 def checkpoint_max_source_len(path: str | Path) -> int | None:
-    """data.max_source_len of the run that wrote the checkpoint, if known: checkpoint/train_config.yaml,
-    or for a run's state/model the run's config_resolved.yaml."""
-    path = Path(path)
-    candidates = [path / "train_config.yaml"]
-    if path.name == "model" and path.parent.name == "state":
-        candidates.append(path.parent.parent / "config_resolved.yaml")
-    config_file = next((c for c in candidates if c.is_file()), None)
-    if config_file is None:
-        return None
-    from omegaconf import OmegaConf
+    """max_source_len the checkpoint was trained and scored with, if it says (checkpoint_settings)."""
+    settings = checkpoint_settings(path)
+    return None if "max_source_len" in settings.defaulted else settings.max_source_len
 
-    try:
-        value = OmegaConf.select(OmegaConf.load(config_file), "data.max_source_len")
-    except Exception:  # an unreadable config only loses the default, not the run
-        log.warning("%s: unreadable; using max_source_len=%d", config_file, DEFAULT_MAX_SOURCE_LEN)
+
+def warn_about_defaults(path, settings: CheckpointSettings, given: dict) -> None:
+    """One warning naming the settings that fall back to built-in defaults (not given, not in the checkpoint)."""
+    fallen = [k for k in settings.defaulted if given.get(k) is None]
+    if not fallen:
+        if settings.source != "defaults" and not settings.source.endswith("generation_config.json"):
+            log.info("%s: no generation_config.json; settings from %s", path, settings.source)
+        return
+    values = {**settings.decode, "max_source_len": settings.max_source_len}
+    where = "has no generation_config.json" + ("" if settings.source == "defaults" else f" and {settings.source} lacks them")
+    log.warning("checkpoint %s %s: using the defaults %s (set them as the model was trained, e.g. "
+                "max_source_len=N decode.beam_size=K)", path, where,
+                ", ".join(f"{'' if k == 'max_source_len' else 'decode.'}{k}={show(values[k])}" for k in fallen))
+
+
+def check_decode_fits(model, opts: dict, rows: int, source_len: int, device=None,
+                      batch_option: str = "batch_size", prefix: str = "decode.") -> None:
+    """Before decoding: decode.beam_size within the vocabulary, and the memory a batch of `rows` abstracts
+    x beams needs (estimate_decode_bytes) within what the device has free. Raises ValueError (one line)."""
+    vocab = getattr(model, "vocab_size", None)
+    if vocab and opts["beam_size"] > vocab:
+        raise ValueError(f"{prefix}beam_size={opts['beam_size']} exceeds the model's vocabulary of {vocab} tokens")
+    need = estimate_decode_bytes(model, rows * opts["beam_size"], source_len, opts["max_len"])
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise ValueError(f"decoding {rows} abstract(s) x {prefix}beam_size={opts['beam_size']} at once needs about "
+                         f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available: "
+                         f"lower {batch_option} or {prefix}beam_size")
+
+
+def estimate_decode_bytes(model, rows: int, source_len: int, max_len: int) -> int:
+    """About what beam search holds for `rows` hypotheses: the key/value cache (abstract + title + its growth
+    margin, every layer), encoder or copy-head states, and a few [rows, vocabulary] score tensors."""
+    config = getattr(getattr(model, "hf_model", None), "config", None)
+    if config is None:
+        return 0
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or 0)
+    title = max_len + 33  # KVCache.GROW positions of margin
+    if getattr(model, "family", None) == "bart":
+        layers = int(getattr(config, "decoder_layers", 0) or 0)
+        per_row = layers * 2 * hidden * (source_len + title) + 2 * source_len * hidden
+    else:
+        layers = int(getattr(config, "num_hidden_layers", 0) or 0)
+        per_row = layers * 2 * hidden * (source_len + title) + source_len * hidden
+    per_row += 4 * int(getattr(model, "vocab_size", 0) or 0)
+    return rows * per_row * 4  # float32
+
+
+def available_memory(device=None) -> int | None:
+    """Bytes free for decoding on `device` (MemAvailable on Linux for the CPU), or None when unknown."""
+    kind = getattr(device, "type", None) or str(device or "cpu").split(":")[0]
+    if kind == "cuda":
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:
+            return None
+    if kind != "cpu":
         return None
-    return int(value) if value else None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------------- the API
@@ -98,7 +197,7 @@ class TitleGenerator:
     """A trained title model with its tokenizer, ready to title raw abstracts."""
 
     def __init__(self, model, tokenizer, device="cpu", max_source_len: int = DEFAULT_MAX_SOURCE_LEN,
-                 decode: dict | None = None):
+                 decode: dict | None = None, keep_case: bool = True):
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = device
@@ -106,20 +205,26 @@ class TitleGenerator:
             raise GenerationError(f"max_source_len={max_source_len!r}: a positive integer is required")
         self.max_source_len = max_source_len
         self.decode = decode_options(decode)
+        self.keep_case = bool(keep_case)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "auto", max_source_len: int | None = None,
-                        **decode) -> "TitleGenerator":
+                        keep_case: bool = True, **decode) -> "TitleGenerator":
         """Load a checkpoint directory (a training run's checkpoint/ or state/model).
-        max_source_len: abstract tokens kept; None = the training run's data.max_source_len, else 256.
-        Keyword arguments set default decoding options (beam_size=..., max_len=...)."""
+        max_source_len and the decoding options (keyword arguments beam_size=..., max_len=...; None or left
+        out = the checkpoint's): what is given, else what the checkpoint was scored with (generation_config.json,
+        else the run's train_config.yaml), else the defaults, with a warning naming them.
+        keep_case: titles take the abstract's case where their words occur in it (MRI, IPv6)."""
         try:
             path = check_checkpoint_dir(path)
         except FileNotFoundError as e:
             raise GenerationError(str(e)) from None
+        settings = checkpoint_settings(path)
+        given = {**decode, "max_source_len": max_source_len}
+        decode = decode_options(decode, base=settings.decode)  # option errors before the (slow) model load
+        warn_about_defaults(path, settings, given)
         if max_source_len is None:
-            max_source_len = checkpoint_max_source_len(path) or DEFAULT_MAX_SOURCE_LEN
-        decode = decode_options(decode)  # option errors before the (slow) model load
+            max_source_len = settings.max_source_len
 
         from transformers.utils import logging as hf_logging
 
@@ -135,14 +240,16 @@ class TitleGenerator:
         was_enabled = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # no "Loading weights" bar for a small local checkpoint
         try:
-            tokenizer = load_tokenizer(path)
-            model = load_model(path, tokenizer)
-        except (OSError, ValueError, KeyError) as e:
-            raise GenerationError(f"checkpoint directory {path} cannot be loaded: {_one_line(e)}") from None
+            with loading_checkpoint(path):
+                tokenizer = load_tokenizer(path)
+                model = load_model(path, tokenizer)
+                check_tokenizer_fits(tokenizer, model)
+        except CheckpointError as e:
+            raise GenerationError(str(e)) from None
         finally:
             if was_enabled:
                 hf_logging.enable_progress_bar()
-        return cls(model, tokenizer, torch_device, max_source_len, decode)
+        return cls(model, tokenizer, torch_device, max_source_len, decode, keep_case=keep_case)
 
     def _check_positions(self, max_len: int) -> None:
         """A clear error instead of an index error deep in the model when the lengths cannot fit."""
@@ -166,12 +273,14 @@ class TitleGenerator:
         return sum(len(encode_text(self.tokenizer, a)) > self.max_source_len for a in abstracts)
 
     def hypotheses(self, abstracts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
-                   **decode) -> list[list[tuple[str, float]]]:
+                   keep_case: bool | None = None, **decode) -> list[list[tuple[str, float]]]:
         """For each abstract its decode.num_return best (title, score) pairs, best first.
-        Over-long abstracts are truncated, with one warning for the whole call."""
+        Over-long abstracts are truncated, with one warning for the whole call. keep_case: None = as set
+        at loading (default true: words of the abstract keep its case in the title)."""
         from .decoding import generate
-        from .tokenizer import decode_ids
+        from .tokenizer import decode_ids, encode_text, restore_case
 
+        keep_case = self.keep_case if keep_case is None else bool(keep_case)
         opts = decode_options(decode, base=self.decode)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise GenerationError(f"batch_size={batch_size!r}: a positive integer is required")
@@ -183,25 +292,37 @@ class TitleGenerator:
         if not abstracts:
             return []
         self._check_positions(opts["max_len"])
-        truncated = self.count_truncated(abstracts)
+        lengths = [len(encode_text(self.tokenizer, a)) for a in abstracts]
+        try:
+            check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
+                              min(max(lengths), self.max_source_len) + 2, self.device)
+        except ValueError as e:
+            raise GenerationError(str(e)) from None
+        truncated = sum(n > self.max_source_len for n in lengths)
         if truncated:
             log.warning("%d of %d abstract(s) longer than max_source_len=%d tokens were truncated",
                         truncated, len(abstracts), self.max_source_len)
         hyps = generate(self.model, self.tokenizer, abstracts, opts, batch_size=batch_size,
                         max_source_len=self.max_source_len, device=self.device, progress=progress)
-        return [[(decode_ids(self.tokenizer, h.tokens), float(h.score)) for h in row] for row in hyps]
+
+        def title(tokens, abstract):
+            text = decode_ids(self.tokenizer, tokens)
+            return restore_case(text, abstract) if keep_case else text
+
+        return [[(title(h.tokens, abstract), float(h.score)) for h in row] for row, abstract in zip(hyps, abstracts)]
 
     def generate(self, abstracts: str | Sequence[str], beam_size: int | None = None, num_return: int | None = None,
                  return_scores: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
-                 **decode):
+                 keep_case: bool | None = None, **decode):
         """Titles for `abstracts` (a list, or one string for one result).
 
         Each result is a title (str), or a (title, score) pair with return_scores=True; with
         num_return > 1 it is a list of those, best first. Other keyword arguments are decoding
-        options: max_len, min_len, length_penalty, no_repeat_ngram, use_cache."""
+        options: max_len, min_len, length_penalty, no_repeat_ngram, use_cache (None or left out:
+        the checkpoint's)."""
         single = isinstance(abstracts, str)
         rows = self.hypotheses([abstracts] if single else abstracts, batch_size=batch_size, progress=progress,
-                               beam_size=beam_size, num_return=num_return, **decode)
+                               keep_case=keep_case, beam_size=beam_size, num_return=num_return, **decode)
         n_best = decode_options({"beam_size": beam_size, "num_return": num_return}, base=self.decode)["num_return"]
         results = []
         for row in rows:
@@ -282,6 +403,120 @@ def _read_file(path: Path, skip_bad_lines: bool, name: str) -> list[Example]:
 
 
 # --------------------------------------------------------------------------------------- output
+
+
+class OutputFile:
+    """generate.py's output=PATH, checked before decoding and written after it.
+
+    A regular file (or a new one) is written to a temporary file beside it, created by `open` (so an
+    unwritable place fails before decoding), then renamed over it: never half-written, and its permission
+    bits kept. Through a symbolic link, the file it points to is written; a FIFO or a device node is
+    written directly, never replaced. Failures raise GenerationError (one line) and leave no temporary
+    file behind."""
+
+    def __init__(self, given: str, target: Path, direct: bool):
+        self.given, self.target, self.direct = given, target, direct
+        self.tmp: Path | None = None
+        self._fd: int | None = None
+
+    @classmethod
+    def open(cls, given: str, input_path: str | None = None) -> "OutputFile":
+        path = Path(given)
+        try:
+            info = os.stat(path)  # follows symbolic links
+        except FileNotFoundError:
+            info = None
+        except OSError as e:  # a loop of links, a parent that is a file ...
+            raise GenerationError(f"cannot write output={given}: {_os_reason(e, path)}") from None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise GenerationError(f"output={given} is a directory; give a file path")
+        if input_path not in (None, "", "-") and info is not None and Path(input_path).exists():
+            try:
+                same = os.path.samefile(path, input_path)
+            except OSError:
+                same = False
+            if same:
+                raise GenerationError(f"output={given} is the input file; give another path")
+        if info is not None and not stat.S_ISREG(info.st_mode):  # FIFO, device node, socket
+            if stat.S_ISSOCK(info.st_mode):
+                raise GenerationError(f"output={given} is a socket; give a file path")
+            if not os.access(path, os.W_OK):
+                raise GenerationError(f"cannot write output={given}: permission denied")
+            return cls(given, path, direct=True)
+        target = Path(os.path.realpath(path)) if path.is_symlink() else path
+        if info is not None and not os.access(target, os.W_OK):
+            raise GenerationError(f"cannot write output={given}: the file is not writable")
+        out = cls(given, target, direct=False)
+        out._create_tmp(mode=stat.S_IMODE(info.st_mode) if info is not None else None,
+                        make_parents=not path.is_symlink())
+        return out
+
+    def _create_tmp(self, mode: int | None, make_parents: bool) -> None:
+        parent = self.target.parent
+        try:
+            if make_parents:
+                parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=parent)
+        except OSError as e:
+            raise GenerationError(f"cannot write output={self.given}: {_os_reason(e, parent)}") from None
+        self._fd, self.tmp = fd, Path(tmp)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        try:
+            os.chmod(self.tmp, mode)
+        except OSError:
+            pass
+
+    def write(self, lines: Iterable[str]) -> None:
+        """All of `lines`, then (regular files) the rename into place; on failure nothing is replaced."""
+        try:
+            if self.direct:
+                with open(self.target, "w", encoding="utf-8", newline="\n") as f:
+                    _write_all(f, lines)
+                return
+            fd, self._fd = self._fd, None
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                _write_all(f, lines)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.target)
+            self.tmp = None
+        except OSError as e:
+            self.discard()
+            raise GenerationError(f"cannot write output={self.given}: {_os_reason(e, self.target)}") from None
+
+    def discard(self) -> None:
+        """Remove the temporary file (decoding failed or was interrupted)."""
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+        if self.tmp is not None:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+
+def _write_all(f, lines: Iterable[str]) -> None:
+    for line in lines:
+        f.write(line)
+
+
+def _os_reason(e: OSError, path: Path) -> str:
+    """The reason of a failed write, naming the file that stands where a directory should be."""
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        for candidate in [path, *path.parents]:
+            if candidate.exists():
+                if not candidate.is_dir():
+                    return f"{candidate} is a file, not a directory"
+                break
+    return e.strerror or _one_line(e)
 
 
 def _clean(text: str) -> str:

@@ -112,7 +112,9 @@ def write_pairs(path: Path, pairs: list[Example]) -> None:
         return s.replace("\t", " ").replace("\n", " ")
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{clean(p.title)}\t{clean(p.abstract)}\n" for p in pairs), encoding="utf-8")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:  # line by line: no copy of the whole file in memory
+        for p in pairs:
+            f.write(f"{clean(p.title)}\t{clean(p.abstract)}\n")
 
 
 def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
@@ -156,9 +158,11 @@ def pretrain(cfg, out_dir) -> dict:
     The best model (chosen on held-out pseudo pairs) lands in out_dir/checkpoint/."""
     from omegaconf import OmegaConf, open_dict
 
+    from .config_checks import validate
     from .data import resolve_data_dir
     from .training import train
 
+    validate(cfg)  # every option, before the pseudo pairs are built (config_checks.py)
     out_dir = Path(out_dir)
     data_dir, n_train, n_heldout = prepare(cfg, resolve_data_dir(cfg.data.dir), out_dir / "pretrain_data")
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # exclude_last etc. resolved first

@@ -92,3 +92,63 @@ def decode_ids(tokenizer: PreTrainedTokenizerBase, ids: Iterable[int]) -> str:
         out.append(tok)
         prev_word = word
     return "".join(out)
+
+
+def _is_word_char(ch: str) -> bool:
+    """Part of a Latin/digit word (what decode_ids glues together): letters and digits, not CJK."""
+    return ch.isalnum() and not _is_cjk(ch)
+
+
+def _words(text: str) -> list[str]:
+    words, current = [], []
+    for ch in text:
+        if _is_word_char(ch):
+            current.append(ch)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def restore_case(title: str, abstract: str) -> str:
+    """The title with each Latin word written as the abstract writes it: the tokenizer lower-cases, so a
+    generated `mri`, `ipv6` or `lte td` becomes MRI, IPv6, LTE TD when the abstract says so. A word takes
+    the abstract's most frequent form of the same word (case aside; on a tie lower case if the abstract has
+    it, as case then carries nothing, else the first), else the form of
+    the same letters inside a longer abstract word (`mri` in fMRI; two letters or more). Only case changes: the title lower-cased
+    is what it was, so scores (which lower-case both sides) cannot move. Words not in the abstract stay."""
+    if not any(ch.isalpha() and not _is_cjk(ch) for ch in title):
+        return title
+    forms: dict[str, Counter] = {}
+    order: dict[str, int] = {}
+    abstract_words = _words(abstract)
+    for i, word in enumerate(abstract_words):
+        key = word.lower()
+        if len(key) == len(word):  # only forms whose lower case maps letter to letter
+            forms.setdefault(key, Counter())[word] += 1
+            order.setdefault(word, i)
+
+    def surface(word: str) -> str:
+        if word != word.lower() or not any(ch.isalpha() for ch in word):
+            return word
+        if word in forms:
+            return max(forms[word].items(), key=lambda kv: (kv[1], kv[0] == word, -order[kv[0]]))[0]
+        for candidate in abstract_words if len(word) > 1 else ():  # inside a longer word
+            lower = candidate.lower()
+            at = lower.find(word)
+            if at >= 0 and len(lower) == len(candidate):
+                return candidate[at:at + len(word)]
+        return word
+
+    out, current = [], []
+    for ch in title + "\0":
+        if _is_word_char(ch):
+            current.append(ch)
+            continue
+        if current:
+            out.append(surface("".join(current)))
+            current = []
+        out.append(ch)
+    return "".join(out[:-1])

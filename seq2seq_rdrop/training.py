@@ -33,9 +33,12 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from .checkpoints import atomic_write_dir, recover_dir, save_model_checkpoint
+from .checkpoints import CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint
+from .config_checks import check_run_decoding, validate
 from .data import read_examples, resolve_data_dir
 from .decoding import generate
 from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
+from .encode_cache import encode_training_pairs
 from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
 from .metrics import LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, score_corpus, score_examples
@@ -55,6 +58,7 @@ PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GP
 
 def train(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Train, evaluate and score one run; return metrics.json's content ({} on ranks > 0 of torchrun)."""
+    validate(cfg)  # every option, before anything is read or written (config_checks.py)
     keep_freed_memory()
     ctx, device_name = init_distributed(cfg.trainer.device)
     try:
@@ -76,9 +80,10 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
 
     splits = load_splits(cfg)
     model, tokenizer, resume_from = build_or_resume_model(cfg, out_dir, splits.train, ctx)
+    check_run_decoding(cfg, model, device)  # beams within the vocabulary and memory, before any step
     regularizer = instantiate(cfg.regularizer)
     dropout = prepare_model(model, regularizer, cfg.trainer.fast_dropout, device)
-    encoded = encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len, cfg.data.max_target_len)
+    encoded = encode_training_split(cfg, model, tokenizer, splits, write_cache=ctx.is_main)
     plan = StepPlan.for_examples(len(encoded), cfg.trainer)
 
     forward_model = wrap(model, ctx, device)  # what the regularizer runs: the model itself, or its DDP wrapper
@@ -149,7 +154,11 @@ def load_splits(cfg: DictConfig) -> Splits:
     dev_examples = load_split(cfg, data_dir, "dev")
     if dev_examples is None:
         raise ValueError("data.dev_file is required: the best checkpoint is chosen on dev")
-    if cfg.data.max_eval_samples:
+    if cfg.data.max_eval_samples and len(dev_examples) > cfg.data.max_eval_samples:
+        # a large dev file (e.g. the full CSL release's) would make every evaluation cost minutes of beam search
+        log.info("dev: %d pairs in %s; evaluating (and choosing the checkpoint) on its first %d "
+                 "(data.max_eval_samples=%d; null = all)", len(dev_examples), cfg.data.dev_file,
+                 cfg.data.max_eval_samples, cfg.data.max_eval_samples)
         dev_examples = dev_examples[: cfg.data.max_eval_samples]
     return Splits(data_dir, train_examples, dev_examples, test_examples)
 
@@ -172,12 +181,13 @@ def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: D
     ctx.barrier()
     resume_from = find_resume_dir(cfg.trainer.resume, state_dir)
     if resume_from is not None:
-        tokenizer = load_tokenizer(resume_from / "model")
-        return load_model(resume_from / "model", tokenizer), tokenizer, resume_from
+        with loading_checkpoint(resume_from / "model", what="trainer.resume: the saved model"):
+            tokenizer = load_tokenizer(resume_from / "model")
+            model = load_model(resume_from / "model", tokenizer)
+        return model, tokenizer, resume_from
     texts = [t for e in train_examples for t in (e.title, e.abstract)]  # the train split only
     if cfg.model.pretrained:
-        tokenizer = load_tokenizer(cfg.model.pretrained)
-        model = build_model(cfg.model, tokenizer)
+        model, tokenizer = load_pretrained(cfg.model)
         # .get: only the pretrained-checkpoint groups (model=unilm, model=bart) define trim_vocab; a
         # from-scratch group given model.pretrained=PATH has no such key
         if cfg.model.get("trim_vocab"):  # keep the specials + the training split's tokens (vocab_trim.py)
@@ -189,6 +199,22 @@ def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: D
     ctx.barrier()
     tokenizer = load_tokenizer(out_dir / "tokenizer")
     return build_model(cfg.model, tokenizer), tokenizer, None
+
+
+def load_pretrained(model_cfg: DictConfig):
+    """(model, tokenizer) of model.pretrained, a checkpoint directory (or the previous version a kill
+    while saving left of it); any damage is one CheckpointError naming the option."""
+    try:
+        path = check_checkpoint_dir(model_cfg.pretrained)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"model.pretrained: {e}") from None
+    if str(path) != str(model_cfg.pretrained):  # its surviving previous version (.NAME.old)
+        model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(path)})
+    with loading_checkpoint(path, what="model.pretrained: checkpoint directory"):
+        tokenizer = load_tokenizer(path)
+        model = build_model(model_cfg, tokenizer)
+        check_tokenizer_fits(tokenizer, model)
+    return model, tokenizer
 
 
 def find_resume_dir(resume, state_dir: Path) -> Path | None:
@@ -223,13 +249,23 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def encode_pairs(model, tokenizer, examples, max_source_len: int, max_target_len: int):
-    """Examples -> (src, tgt_in, tgt_out) id lists. Abstracts longer than max_source_len tokens are cut."""
+    """Examples -> (src, tgt_in, tgt_out) id lists. Abstracts longer than max_source_len tokens are cut.
+    The reference: training reads the same lists through encode_training_split (compact, cached)."""
     out = []
     for ex in examples:
         src = encode_text(tokenizer, ex.abstract, max_source_len)
         tgt = encode_text(tokenizer, ex.title, max_target_len)
         out.append(model.build_example(src, tgt))
     return out
+
+
+def encode_training_split(cfg: DictConfig, model, tokenizer, splits: "Splits", write_cache: bool = True):
+    """encode_pairs of the training split, read from data.cache_dir when an earlier run (or this run
+    before a resume) encoded the same examples with the same tokenizer and settings (encode_cache.py)."""
+    cache_dir = cfg.data.get("cache_dir")
+    data_files = [splits.data_dir / cfg.data.train_file] if cache_dir else []
+    return encode_training_pairs(model, tokenizer, splits.train, cfg.data.max_source_len, cfg.data.max_target_len,
+                                 data_files=data_files, cache_dir=cache_dir or None, write=write_cache)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,21 @@ TINY_COMMON = ["data.max_source_len=40", "data.vocab_min_count=1", "data.max_eva
                "trainer.save_every=0", "trainer.max_steps=2"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def encoding_cache_in_tmp(tmp_path_factory):
+    """data.cache_dir defaults to $SEQ2SEQ_RDROP_CACHE, else outputs/cache: tests (and the train.py
+    processes they start) write theirs into a temporary directory, not the repository."""
+    import os
+
+    before = os.environ.get("SEQ2SEQ_RDROP_CACHE")
+    os.environ["SEQ2SEQ_RDROP_CACHE"] = str(tmp_path_factory.mktemp("encoding_cache"))
+    yield
+    if before is None:
+        os.environ.pop("SEQ2SEQ_RDROP_CACHE", None)
+    else:
+        os.environ["SEQ2SEQ_RDROP_CACHE"] = before
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models gain nothing from threads; keep the machine free for other work."""
@@ -86,3 +101,31 @@ def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_le
     for hyps_a, hyps_b in zip(cached, uncached):
         assert [h.tokens for h in hyps_a] == [h.tokens for h in hyps_b]
         assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)
+
+
+def load_generate_cli(module_name: str):
+    """generate.py imported as a module (its main(argv) runs in-process: fast CLI tests)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(module_name, REPO / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_generate_cli(cli_module, monkeypatch, capsys, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """generate.py's main() in this process; returns (exit status, stdout, stderr)."""
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["generate.py", *args])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    try:
+        rc = cli_module.main()
+    except SystemExit as e:
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -98,3 +98,29 @@ def test_no_data_dir_says_where_to_put_files(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         resolve_data_dir(str(tmp_path / "missing"))
     assert "data.dir" in str(err.value) and "title<TAB>abstract" in str(err.value)
+
+
+def _compose(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def test_large_dev_files_are_evaluated_on_a_bounded_prefix_said_in_the_log(data_dir, caplog):
+    import logging
+
+    from seq2seq_rdrop.training import load_splits
+
+    assert _compose().data.max_eval_samples == 1000  # the default: CSL dev (493 pairs) is decoded whole
+    with caplog.at_level(logging.INFO):
+        splits = load_splits(_compose(f"data.dir={data_dir}", "data.max_eval_samples=5"))
+    assert [e.line for e in splits.dev] == [1, 2, 3, 4, 5]
+    assert "dev: 8 pairs in dev.tsv; evaluating (and choosing the checkpoint) on its first 5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        for bound in ("8", "null"):  # not cut: nothing said
+            assert len(load_splits(_compose(f"data.dir={data_dir}", f"data.max_eval_samples={bound}")).dev) == 8
+    assert "evaluating (and choosing" not in caplog.text

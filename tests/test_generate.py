@@ -8,7 +8,8 @@ and one-line errors (those never import torch, so they are fast).
 from __future__ import annotations
 
 import importlib.util
-import io
+
+from conftest import load_generate_cli, run_generate_cli
 import json
 import os
 import random
@@ -30,15 +31,7 @@ from seq2seq_rdrop.generation import (DEFAULT_BATCH_SIZE, DEFAULT_DECODE, DEFAUL
 from seq2seq_rdrop.metrics import score_corpus  # noqa: E402
 
 
-def _load_cli():
-    spec = importlib.util.spec_from_file_location("generate_cli", REPO_ROOT / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cli_module = _load_cli()
+cli_module = load_generate_cli("generate_cli")
 
 ALPHABET = [chr(0x4E00 + i) for i in range(30)]
 MAX_LEN = 5  # decode.max_len for every run: short titles, fast beams
@@ -50,15 +43,7 @@ def _abstracts(n: int, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
     return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models decode 10x faster on one thread than with threads fighting over 2 busy cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models gain nothing from threads
 
 
 @pytest.fixture(scope="module")
@@ -94,16 +79,7 @@ def api(ckpt):
 
 
 def run_cli(monkeypatch, capsys, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """generate.main() in this process; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["generate.py", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-    try:
-        rc = cli_module.main()
-    except SystemExit as e:
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return run_generate_cli(cli_module, monkeypatch, capsys, *args, stdin=stdin)
 
 
 def run_process(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -290,8 +266,8 @@ def test_input_and_checkpoint_errors_in_process(ckpt, tmp_path, monkeypatch, cap
     (tmp_path / "partial" / "config.json").write_text("{}")
     for args, status, message in [
         ([f"checkpoint={tmp_path / 'partial'}", f"input={text}"], 1,
-         f"error: checkpoint directory {tmp_path / 'partial'} is incomplete: missing model.safetensors, "
-         "tokenizer files (tokenizer.json or vocab.txt)"),
+         f"error: checkpoint directory {tmp_path / 'partial'} cannot be loaded (incomplete: missing "
+         "model.safetensors, tokenizer files (tokenizer.json or vocab.txt))"),
         ([f"checkpoint={ckpt}"], 2, "error: input=... is required: python generate.py checkpoint=PATH input=FILE "
                                     "(or input=- for stdin)"),
         ([f"checkpoint={ckpt}", f"input={tmp_path / 'none.txt'}"], 1, f"error: input {tmp_path / 'none.txt'}: no such file"),

@@ -85,6 +85,31 @@ def test_checkpoint_alone_decodes_the_same_titles(finished_run, tmp_path):
     assert scores == json.loads((out / "metrics.json").read_text())["dev"]
 
 
+def test_generate_py_on_the_run_s_files_scores_what_the_run_scored(finished_run, tmp_path):
+    """The checkpoint carries its run's decoding (generation_config.json): `generate.py checkpoint=...
+    input=... evaluate=true` with no decoding option gives the run's dev and test titles and scores."""
+    import importlib.util
+
+    from hydra import compose, initialize_config_dir
+
+    spec = importlib.util.spec_from_file_location("generate_cli_train", REPO / "generate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out, _ = finished_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    data = REPO / metrics["data"]["dir"]
+    for split in ("dev", "test"):
+        titles = tmp_path / f"{split}.tsv"
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("generate", overrides=[f"checkpoint={out / 'checkpoint'}", f"input={data / f'{split}.tsv'}",
+                                                 "evaluate=true", f"output={titles}"])
+        scores = cli.run(cfg)
+        assert scores == metrics[split], split
+        predictions = [line.split("\t")[1] for line in
+                       (out / f"predictions_{split}.tsv").read_text(encoding="utf-8").splitlines()]
+        assert [line.split("\t")[1] for line in titles.read_text(encoding="utf-8").splitlines()] == predictions
+
+
 def test_same_seed_gives_the_same_metrics(finished_run, tmp_path):
     out, _ = finished_run
     cfg = json.loads((out / "metrics.json").read_text())

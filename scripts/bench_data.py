@@ -1,0 +1,310 @@
+"""What the data path costs as the data grows: train.py before its first step, and pretrain.py's
+pseudo-pair construction, on synthetic CSL-shaped pairs at 2.7k, 27k and 270k pairs.
+
+    python scripts/bench_data.py [--sizes 2700,27000,270000] [--out outputs/benchmarks/bench_data.md]
+                                 [--json PATH] [--no-reference] [--keep DIR] [hydra overrides for conf/train.yaml]
+
+Data: generated here, never committed. Per size N: train.tsv with N pairs, dev.tsv with N/10, and
+titles_only.txt with 3N titles (CSL's ratio: 8,000 title-only lines for 2,699 pairs). Lengths follow
+the percentiles of the real CSL pairs (title mean 19 characters, abstract mean 243, longest 1,215),
+characters a Zipf draw over 5,000 CJK characters plus ~8% Latin words and digits, sentences ended
+by "。", and ~90% of a title's characters taken from its abstract (as in CSL).
+
+Each measurement runs in a fresh child process (`--child MODE`), so the peak RSS is per size and mode:
+  train (cold cache)   train.py's steps up to the first batch: read train/dev (load_splits), build the
+                       character vocabulary and the model (build_or_resume_model, prepare_model), encode
+                       the training split (encode_training_split, which writes the cache), the step plan
+                       and the first batch (batch_schedule, collate)
+  train (warm cache)   the same again: the encoding is read from the cache written by the cold run
+  train, lists (ref.)  the same with the pre-cache encoding, training.encode_pairs: a list of Python
+                       int lists per pair (what runs held before); with --no-reference it is skipped
+  pretrain             pretraining.prepare: read train/dev/titles, build the title-denoising and
+                       gap-sentence pairs, write pretrain_data/train.tsv and heldout.tsv
+The table gives seconds per phase (imports apart: constant), peak RSS, and the growth factor of the
+data-path seconds and of the peak RSS above the after-import baseline per 10x pairs (10x = linear).
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import itertools
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()  # before the heavy imports, which the child reports as a phase
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_ROOT / "conf"
+MODES = ("train_cold", "train_warm", "train_lists", "pretrain")
+MODE_NAMES = {"train_cold": "train (cold cache)", "train_warm": "train (warm cache)",
+              "train_lists": "train, lists (ref.)", "pretrain": "pretrain pseudo pairs"}
+TARGET_PEAK_MIB = 4096
+
+# character-length quantiles of the real CSL pairs (train + dev, 3,192 pairs): (percentile, length)
+ABSTRACT_QUANTILES = [(0, 27), (1, 54), (5, 89), (10, 116), (25, 172), (50, 234), (75, 302), (90, 369), (95, 424),
+                      (99, 555), (100, 1215)]
+TITLE_QUANTILES = [(0, 3), (1, 8), (5, 11), (10, 13), (25, 16), (50, 19), (75, 22), (90, 26), (95, 29), (99, 37),
+                   (100, 51)]
+LATIN = ["lstm", "cnn", "bert", "svm", "gps", "rfid", "dna", "pcr", "iot", "5g", "2019", "3.5", "k-means", "ofdm",
+         "hadoop", "spark", "mimo", "gis", "sar", "uav"]
+
+
+# --------------------------------------------------------------------------------------- synthetic data
+
+
+def _quantile_draw(rng: random.Random, quantiles) -> int:
+    """A length from the piecewise-linear inverse CDF through the measured percentiles."""
+    u = rng.random() * 100
+    i = max(1, bisect.bisect_left([q for q, _ in quantiles], u))
+    (q0, v0), (q1, v1) = quantiles[i - 1], quantiles[i]
+    return max(1, round(v0 + (v1 - v0) * (u - q0) / (q1 - q0)))
+
+
+class Synth:
+    def __init__(self, seed: int = 0, n_chars: int = 5000):
+        self.rng = random.Random(seed)
+        self.chars = [chr(0x4E00 + i) for i in range(n_chars)]
+        self.cum = list(itertools.accumulate(1.0 / (r + 1) for r in range(n_chars)))  # Zipf, exponent 1
+
+    def text(self, n: int) -> str:
+        rng, out, length = self.rng, [], 0
+        while length < n:
+            if rng.random() < 0.03:
+                piece = rng.choice(LATIN)
+            else:
+                piece = "".join(rng.choices(self.chars, cum_weights=self.cum, k=rng.randint(4, 12)))
+            out.append(piece)
+            length += len(piece)
+            if rng.random() < 0.15:
+                out.append("，" if rng.random() < 0.75 else "。")
+                length += 1
+        return "".join(out)[:n]
+
+    def abstract(self) -> str:
+        return self.text(_quantile_draw(self.rng, ABSTRACT_QUANTILES) - 1) + "。"
+
+    def title(self, abstract: str | None = None) -> str:
+        n = _quantile_draw(self.rng, TITLE_QUANTILES)
+        if abstract is None:
+            return self.text(n)
+        parts, length = [], 0  # spans of the abstract (~90% of the characters), a few fresh ones
+        while length < n:
+            if self.rng.random() < 0.9:
+                span = self.rng.randint(2, 6)
+                start = self.rng.randrange(0, max(1, len(abstract) - span))
+                piece = abstract[start:start + span].replace("。", "")
+            else:
+                piece = self.text(self.rng.randint(1, 3))
+            parts.append(piece)
+            length += len(piece)
+        return "".join(parts)[:n] or "标题"
+
+
+def write_dataset(root: Path, n: int, seed: int = 0) -> dict:
+    """train.tsv (n pairs), dev.tsv (n/10), titles_only.txt (3n); returns sizes in bytes."""
+    synth = Synth(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, count in (("train.tsv", n), ("dev.tsv", max(1, n // 10))):
+        with open(root / name, "w", encoding="utf-8") as f:
+            for _ in range(count):
+                abstract = synth.abstract()
+                f.write(f"{synth.title(abstract)}\t{abstract}\n")
+    with open(root / "titles_only.txt", "w", encoding="utf-8") as f:
+        for _ in range(3 * n):
+            f.write(synth.title() + "\n")
+    return {p.name: p.stat().st_size for p in root.iterdir()}
+
+
+# ------------------------------------------------------------------------------------------- children
+
+
+def _rss_mib() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MiB."""
+    current = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(mode: str, data_dir: Path, work_dir: Path, overrides: list[str]) -> dict:
+    """One measurement; returns {phase: seconds}, RSS figures and counts."""
+    phases: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        phases[name] = round(now - tick, 3)
+        tick = now
+
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from seq2seq_rdrop import pretraining, training
+    from seq2seq_rdrop.distributed import init_distributed
+
+    phases["imports"] = round(time.perf_counter() - T_START, 3)
+    tick = time.perf_counter()
+    baseline_mib = _rss_mib()[0]
+    config = "pretrain" if mode == "pretrain" else "train"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config, overrides=[f"data.dir={data_dir}", f"data.cache_dir={work_dir / 'cache'}",
+                                                     *overrides])
+    out: dict = {"mode": mode}
+    if mode == "pretrain":
+        _, n_train, n_heldout = pretraining.prepare(cfg, data_dir, work_dir / "pretrain_data")
+        phase("build + write pseudo pairs")
+        out["pseudo_pairs"] = n_train + n_heldout
+    else:
+        ctx, _ = init_distributed("cpu")
+        training.set_seed(cfg.seed)
+        splits = training.load_splits(cfg)
+        phase("read")
+        run_dir = work_dir / f"run_{mode}"
+        model, tokenizer, _ = training.build_or_resume_model(cfg, run_dir, splits.train, ctx)
+        phase("vocabulary + model")
+        training.prepare_model(model, instantiate(cfg.regularizer), cfg.trainer.fast_dropout, torch.device("cpu"))
+        if mode == "train_lists":
+            encoded = training.encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len,
+                                            cfg.data.max_target_len)
+        else:
+            encoded = training.encode_training_split(cfg, model, tokenizer, splits)
+        phase("encode")
+        plan = training.StepPlan.for_examples(len(encoded), cfg.trainer)
+        _epoch, batch_ids = next(iter(training.batch_schedule(len(encoded), cfg.trainer.batch_size, cfg.seed, 0, plan)))
+        batch = model.collate([encoded[i] for i in batch_ids])
+        phase("first batch")
+        out.update(train=len(splits.train), dev_evaluated=len(splits.dev), vocab=len(tokenizer),
+                   batch_shape=list(batch["src_ids"].shape))
+        del encoded
+    current, peak = _rss_mib()
+    out.update(phases=phases, data_seconds=round(sum(v for k, v in phases.items() if k != "imports"), 3),
+               baseline_mib=round(baseline_mib, 1), peak_mib=round(peak, 1), end_mib=round(current, 1))
+    return out
+
+
+def run_child(mode: str, data_dir: Path, work_dir: Path, overrides: list[str]) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--data", str(data_dir),
+           "--work", str(work_dir), *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} on {data_dir} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -------------------------------------------------------------------------------------------- report
+
+
+def growth(values: list[float]) -> list[str]:
+    return ["" if i == 0 or values[i - 1] <= 0 else f"{values[i] / values[i - 1]:.1f}x" for i in range(len(values))]
+
+
+def report(results: dict, sizes: list[int], data_bytes: dict, header: list[str], modes: list[str]) -> str:
+    lines = ["# Data-path cost against data size (`scripts/bench_data.py`)", "", *[f"- {h}" for h in header], "",
+             "Synthetic CSL-shaped pairs (generated by the benchmark, not committed): train N, dev N/10, "
+             "titles_only 3N. Seconds per phase (one fresh child process per mode and size); imports apart. "
+             "Growth = value at this size / value at the 10x smaller size (10x = linear). Peak RSS growth is "
+             "of the peak above the after-import baseline.", ""]
+    lines += ["| mode | pairs | files MB | imports s | phases s | data-path s | growth | peak RSS MiB | "
+              "above baseline MiB | growth |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for mode in modes:
+        rows = [results[(mode, n)] for n in sizes]
+        seconds = [r["data_seconds"] for r in rows]
+        above = [r["peak_mib"] - r["baseline_mib"] for r in rows]
+        for n, r, g_s, a, g_m in zip(sizes, rows, growth(seconds), above, growth(above)):
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items() if k != "imports")
+            lines.append(f"| {MODE_NAMES[mode]} | {n:,} | {data_bytes[n] / 1e6:.0f} | {r['phases']['imports']:.1f} | "
+                         f"{phases} | {r['data_seconds']:.2f} | {g_s} | {r['peak_mib']:.0f} | {a:.0f} | {g_m} |")
+    largest = sizes[-1]
+    lines += ["", "Targets at the largest size:"]
+    peaks = {m: results[(m, largest)]["peak_mib"] for m in modes}
+    for mode in modes:
+        verdict = "met" if peaks[mode] < TARGET_PEAK_MIB else "**not met**"
+        lines.append(f"- {MODE_NAMES[mode]}: peak RSS {peaks[mode]:.0f} MiB at {largest:,} pairs "
+                     f"(< {TARGET_PEAK_MIB} MiB: {verdict})")
+    for mode in modes:
+        seconds = [results[(mode, n)]["data_seconds"] for n in sizes]
+        worst = max((b / a for a, b in zip(seconds, seconds[1:]) if a > 0), default=0.0)
+        lines.append(f"- {MODE_NAMES[mode]}: largest data-path growth per 10x {worst:.1f}x "
+                     f"({'linear or better' if worst <= 12 else 'faster than linear'})")
+    if "train_cold" in modes and "train_warm" in modes:
+        cold = results[("train_cold", largest)]["phases"]["encode"]
+        warm = results[("train_warm", largest)]["phases"]["encode"]
+        lines.append(f"- cache: encoding {cold:.1f}s cold, {warm:.1f}s read back warm at {largest:,} pairs "
+                     f"({cold / max(warm, 1e-3):.0f}x)")
+    first = results[(modes[0], sizes[0])]
+    lines += ["", f"Model at these settings: vocabulary {first.get('vocab', '?')} at {sizes[0]:,} pairs; "
+              f"first batch {first.get('batch_shape', '?')}; dev evaluated: "
+              + ", ".join(f"{results[(modes[0], n)].get('dev_evaluated', '?')} of {max(1, n // 10):,}" for n in sizes)
+              + " (data.max_eval_samples)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2700,27000,270000", help="comma-separated pair counts")
+    parser.add_argument("--out", default="outputs/benchmarks/bench_data.md", help="markdown report")
+    parser.add_argument("--json", default=None, help="also write the raw measurements here")
+    parser.add_argument("--no-reference", action="store_true", help="skip the list-encoding reference mode")
+    parser.add_argument("--keep", default=None, help="generate the data into this directory and keep it")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="hydra overrides for conf/train.yaml")
+    args = parser.parse_intermixed_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, Path(args.data), Path(args.work), args.overrides)))
+        return 0
+
+    from seq2seq_rdrop.machine import machine_lines
+
+    import torch
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    modes = [m for m in MODES if not (args.no_reference and m == "train_lists")]
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_data_"))
+    results, data_bytes = {}, {}
+    try:
+        for n in sizes:
+            started = time.perf_counter()
+            files = write_dataset(root / f"n{n}" / "data", n)
+            data_bytes[n] = sum(files.values())
+            print(f"{n:,} pairs: data generated in {time.perf_counter() - started:.0f}s "
+                  f"({data_bytes[n] / 1e6:.0f} MB)", flush=True)
+            work = root / f"n{n}" / "work"
+            for mode in modes:
+                results[(mode, n)] = r = run_child(mode, root / f"n{n}" / "data", work, args.overrides)
+                print(f"  {MODE_NAMES[mode]}: {r['data_seconds']:.1f}s data path, peak {r['peak_mib']:.0f} MiB "
+                      f"({r['phases']})", flush=True)
+            if not args.keep:
+                shutil.rmtree(root / f"n{n}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    env = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")
+                    if k in os.environ) or "none set"
+    header = [*machine_lines(torch.device("cpu")), f"thread settings in the environment: {env}",
+              f"overrides: {' '.join(args.overrides) or '(none: conf/train.yaml defaults)'}"]
+    text = report(results, sizes, data_bytes, header, modes)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({f"{m}/{n}": r for (m, n), r in results.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

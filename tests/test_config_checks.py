@@ -1,0 +1,237 @@
+"""Options are checked before anything is read or written (issue 16, points 2, 5, 6): every config in
+conf/ passes; each out-of-range option is refused in one line naming it and its allowed values, before the
+run directory exists; train.py and pretrain.py report every failure as one `error:` line."""
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO, TINY, make_pairs, write_tsv
+from seq2seq_rdrop.config_checks import ConfigError, validate
+
+
+def compose_cfg(overrides, config="train", hydra=False):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config, overrides=overrides, return_hydra_config=hydra)
+
+
+@pytest.fixture(scope="module")
+def pretrained_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("pretrained")  # validate only checks that it is a directory
+
+
+def every_config(pretrained):
+    """(config name, overrides) for every preset, regularizer and model group in conf/."""
+    yield "train", []
+    yield "pretrain", []
+    for experiment in ("quality", "compare", "compare_strong"):
+        yield "train", [f"+experiment={experiment}", f"model.pretrained={pretrained}"] if experiment == "compare_strong" \
+            else [f"+experiment={experiment}"]
+    for regularizer in sorted(p.stem for p in (REPO / "conf" / "regularizer").glob("*.yaml")):
+        yield "train", [f"regularizer={regularizer}"]
+        yield "pretrain", [f"regularizer={regularizer}"]
+        yield "train", ["+experiment=quality", f"regularizer={regularizer}"]
+    for model in sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml")):
+        extra = [f"model.pretrained={pretrained}"] if model in ("unilm", "bart") else []
+        yield "train", [f"model={model}", *extra]
+    yield "train", ["model=unilm_copy", f"model.pretrained={pretrained}"]  # fine-tuning a pretrain.py checkpoint
+    yield "train", TINY
+
+
+def test_every_config_in_conf_passes_and_names_the_callback(pretrained_dir):
+    configs = list(every_config(pretrained_dir))
+    assert len(configs) > 20
+    for name, overrides in configs:
+        validate(compose_cfg(overrides, name))
+    for name in ("train", "pretrain"):
+        cfg = compose_cfg([], name, hydra=True)
+        assert cfg.hydra.callbacks.validate._target_ == "seq2seq_rdrop.cli.ValidateConfig"
+
+
+def test_the_allowed_values_mirror_the_code():
+    from seq2seq_rdrop import config_checks, training
+    from seq2seq_rdrop.metrics import METRIC_NAMES
+    from seq2seq_rdrop.models import MODEL_CLASSES
+    from seq2seq_rdrop.regularizers.random_replace import SOURCES
+
+    assert config_checks.FAMILIES == tuple(MODEL_CLASSES)
+    assert config_checks.METRICS == METRIC_NAMES
+    assert (config_checks.KEEP, config_checks.PRECISIONS) == (training.KEEP, training.PRECISIONS)
+    assert config_checks.REPLACE_SOURCES == SOURCES
+
+
+BAD = [
+    ("trainer.batch_size=0", "trainer.batch_size=0: allowed values are integers >= 1"),
+    ("trainer.lr=-1", "trainer.lr=-1: allowed values are numbers > 0"),
+    ("trainer.lr=0", "trainer.lr=0: allowed values are numbers > 0"),
+    ("trainer.weight_decay=-0.1", "trainer.weight_decay=-0.1: allowed values are numbers >= 0"),
+    ("trainer.warmup_ratio=1.5", "trainer.warmup_ratio=1.5: allowed values are numbers in [0, 1]"),
+    ("trainer.max_grad_norm=0", "trainer.max_grad_norm=0: allowed values are numbers > 0"),
+    ("trainer.label_smoothing=1", "trainer.label_smoothing=1: allowed values are numbers in [0, 1)"),
+    ("trainer.max_steps=0", "trainer.max_steps=0: allowed values are null or integers >= 1"),
+    ("trainer.epochs=0", "trainer.epochs=0: allowed values are integers >= 1"),
+    ("trainer.max_minutes=-5", "trainer.max_minutes=-5: allowed values are null or numbers > 0"),
+    ("trainer.eval_every=0", "trainer.eval_every=0: allowed values are null or integers >= 1"),
+    ("trainer.log_every=0", "trainer.log_every=0: allowed values are integers >= 1"),
+    ("trainer.save_every=-1", "trainer.save_every=-1: allowed values are integers >= 0"),
+    ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5: allowed values are null or numbers in (0, 1)"),
+    ("trainer.num_threads=0", "trainer.num_threads=0: allowed values are null or integers >= 1"),
+    ("trainer.monitor=accuracy", "trainer.monitor='accuracy': allowed values are rouge-1, rouge-2, rouge-l, bleu"),
+    ("trainer.keep=worst", "trainer.keep='worst': allowed values are best, last"),
+    ("trainer.precision=fp8", "trainer.precision='fp8': allowed values are fp32, bf16"),
+    ("trainer.device=tpu", "trainer.device='tpu': allowed values are auto, cpu, cuda, cuda:N"),
+    ("trainer.fast_dropout=maybe", "trainer.fast_dropout='maybe': allowed values are true or false"),
+    ("trainer.resume=/no/such/state", "trainer.resume=/no/such/state: no such directory"),
+    ("+trainer.final_decodes.wide.beam_size=100", "trainer.final_decodes.wide.beam_size=100: allowed values are 1 to 64"),
+    ("+trainer.final_decodes.wide.beam=4", "trainer.final_decodes.wide.beam: unknown decoding option"),
+    ("model.dropout=1.5", "model.dropout=1.5: allowed values are null or numbers in [0, 1)"),
+    ("model.dropout=-0.1", "model.dropout=-0.1: allowed values are null or numbers in [0, 1)"),
+    ("model.hidden_size=0", "model.hidden_size=0: allowed values are integers >= 1"),
+    ("model.hidden_size=30", "model.hidden_size=30: must be a multiple of model.num_heads=4"),
+    ("model.copy=sometimes", "model.copy='sometimes': allowed values are null, true or false"),
+    ("model=bart", "model.pretrained=??? must be set"),
+    ("model.pretrained=/no/such/checkpoint", "model.pretrained=/no/such/checkpoint: no such directory"),
+    ("data.max_source_len=0", "data.max_source_len=0: allowed values are integers >= 1"),
+    ("data.max_target_len=-3", "data.max_target_len=-3: allowed values are integers >= 1"),
+    ("data.vocab_min_count=0", "data.vocab_min_count=0: allowed values are integers >= 1"),
+    ("data.holdout_test=-1", "data.holdout_test=-1: allowed values are integers >= 0"),
+    ("data.max_train_samples=-1", "data.max_train_samples=-1: allowed values are null or integers >= 0"),
+    ("data.dev_file=null", "data.dev_file=null: a dev file is required"),
+    ("data.dir=/no/such/data", "data.dir=/no/such/data: no such directory"),
+    ("seed=-1", "seed=-1: allowed values are integers from 0 to 4294967295"),
+    ("decode.beam_size=10000", "decode.beam_size=10000: allowed values are 1 to 64"),
+    ("decode.beam_size=0", "decode.beam_size=0: allowed values are integers >= 1"),
+    ("decode.num_return=17", "decode.num_return=17 cannot exceed decode.beam_size=16"),
+    ("decode.length_penalty=nan", "decode.length_penalty=nan: allowed values are finite numbers"),
+    ("decode.length_penalty=inf", "decode.length_penalty=inf: allowed values are finite numbers"),
+    ("decode.max_len=0", "decode.max_len=0: allowed values are integers >= 1"),
+    ("decode.min_len=40", "decode.min_len=40 cannot exceed decode.max_len=32"),
+    ("decode.no_repeat_ngram=-1", "decode.no_repeat_ngram=-1: allowed values are integers >= 0"),
+    ("decode.batch_size=0", "decode.batch_size=0: allowed values are integers >= 1"),
+    ("decode.use_cache=1", "decode.use_cache=1: true or false"),
+    ("regularizer=rdrop regularizer.alpha=-4", "regularizer.alpha=-4: allowed values are numbers >= 0"),
+    ("regularizer=rdrop regularizer.alpha=nan", "regularizer.alpha=nan: allowed values are numbers >= 0"),
+    ("regularizer=grad_penalty regularizer.epsilon=-1", "regularizer.epsilon=-1: allowed values are numbers >= 0"),
+    ("regularizer=random_replace regularizer.prob=1.5", "regularizer.prob=1.5: allowed values are numbers in [0, 1]"),
+    ("regularizer=random_replace regularizer.example_prob=-0.5",
+     "regularizer.example_prob=-0.5: allowed values are numbers in [0, 1]"),
+    ("regularizer=random_replace regularizer.source=corpus",
+     "regularizer.source='corpus': allowed values are sequence, vocab"),
+    ("regularizer=rdrop regularizer.model_dropout=1.0",
+     "regularizer.model_dropout=1.0: allowed values are null or numbers in [0, 1)"),
+    ("regularizer=rdrop_random_replace regularizer.inner.alpha=-1",
+     "regularizer.inner.alpha=-1: allowed values are numbers >= 0"),
+]
+
+BAD_PRETRAIN = [
+    ("pretrain.delete_ratio=1.0", "pretrain.delete_ratio=1.0: allowed values are numbers in [0, 1)"),
+    ("pretrain.shuffle_prob=2", "pretrain.shuffle_prob=2: allowed values are numbers in [0, 1]"),
+    ("pretrain.context_prob=-1", "pretrain.context_prob=-1: allowed values are numbers in [0, 1]"),
+    ("pretrain.heldout=0", "pretrain.heldout=0: allowed values are integers >= 1"),
+    ("pretrain.title_copies=0", "pretrain.title_copies=0: allowed values are integers >= 1"),
+    ("pretrain.title_denoise=false pretrain.gap_sentence=false", "enable at least one"),
+]
+
+
+@pytest.mark.parametrize("config,override,message", [("train", o, m) for o, m in BAD]
+                         + [("pretrain", o, m) for o, m in BAD_PRETRAIN])
+def test_each_out_of_range_option_is_refused_naming_it(config, override, message):
+    cfg = compose_cfg(override.split(), config)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def run_script(script, *args, env=None, timeout=300):
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.mark.parametrize("script,override,message", [
+    ("train.py", "trainer.batch_size=0", "error: trainer.batch_size=0: allowed values are integers >= 1"),
+    ("train.py", "regularizer=rdrop regularizer.alpha=-4",
+     "error: regularizer.alpha=-4: allowed values are numbers >= 0 (the weight of R-Drop's KL term)"),
+    ("train.py", "decode.length_penalty=nan", "error: decode.length_penalty=nan: allowed values are finite numbers"),
+    ("train.py", "decode.beam_size=10000", "error: decode.beam_size=10000: allowed values are 1 to 64 (memory grows "
+                                           "with the beam; titles stop improving long before)"),
+    ("train.py", "trainer.bogus=1", "error: unknown option 'trainer.bogus' (python train.py --help lists the options)"),
+    ("pretrain.py", "model.dropout=1.5", "error: model.dropout=1.5: allowed values are null or numbers in [0, 1)"),
+    ("pretrain.py", "pretrain.shuffle_prob=2", "error: pretrain.shuffle_prob=2: allowed values are numbers in [0, 1]"),
+])
+def test_scripts_refuse_a_bad_option_in_one_line_before_the_run_directory_exists(script, override, message, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_script(script, *override.split(), f"hydra.run.dir={run_dir}")
+    assert (proc.returncode, proc.stderr.splitlines(), proc.stdout) == (2, [message], "")
+    assert not run_dir.exists()
+
+
+def test_multirun_refuses_a_bad_option_before_the_sweep_directory_exists(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_script("train.py", "-m", "seed=0,1", "trainer.lr=-1", f"hydra.sweep.dir={sweep}")
+    assert (proc.returncode, proc.stderr.splitlines()) == (2, ["error: trainer.lr=-1: allowed values are numbers > 0"])
+    assert not sweep.exists()
+
+
+def test_hydra_full_error_still_shows_the_traceback(tmp_path):
+    proc = run_script("train.py", "trainer.batch_size=0", f"hydra.run.dir={tmp_path / 'run'}",
+                      env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "trainer.batch_size=0" in proc.stderr
+
+
+def test_data_errors_reach_the_user_as_file_line_in_one_line(tmp_path):
+    data = tmp_path / "csl"
+    data.mkdir()
+    pairs = make_pairs(30)
+    write_tsv(data / "train.tsv", pairs[:5])
+    with open(data / "train.tsv", "a", encoding="utf-8") as f:
+        f.write("a line with one column\n")
+    write_tsv(data / "dev.tsv", make_pairs(4, seed=1))
+    message = (f"error: {data / 'train.tsv'}:6: expected 2 tab-separated columns (tsv2), found 1 "
+               "(set data.skip_bad_lines=true to skip such lines)")
+    for script in ("train.py", "pretrain.py"):
+        proc = run_script(script, f"data.dir={data}", f"hydra.run.dir={tmp_path / script}", *TINY)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert [line for line in proc.stderr.splitlines() if "[INFO]" not in line] == [message], script
+        assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ decoding bounds known once the model is
+
+
+def tiny_model(vocab_size=50, hidden=32, layers=2):
+    config = SimpleNamespace(hidden_size=hidden, num_hidden_layers=layers)
+    return SimpleNamespace(vocab_size=vocab_size, family="unilm", hf_model=SimpleNamespace(config=config))
+
+
+def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_first_step(monkeypatch):
+    from seq2seq_rdrop import generation
+    from seq2seq_rdrop.config_checks import check_run_decoding
+
+    cfg = compose_cfg(["decode.beam_size=40"])
+    check_run_decoding(cfg, tiny_model(vocab_size=50))
+    with pytest.raises(ConfigError, match=r"^decode.beam_size=40 exceeds the model's vocabulary of 30 tokens$"):
+        check_run_decoding(cfg, tiny_model(vocab_size=30))
+    wide = compose_cfg(["+trainer.final_decodes.wide.beam_size=48"])
+    with pytest.raises(ConfigError, match="^trainer.final_decodes.wide.beam_size=48 exceeds the model's vocabulary"):
+        check_run_decoding(wide, tiny_model(vocab_size=40))
+
+    monkeypatch.setattr(generation, "available_memory", lambda device=None: 2**20)  # 1 MiB free
+    with pytest.raises(ConfigError) as info:
+        check_run_decoding(compose_cfg([]), tiny_model(vocab_size=5000))
+    assert str(info.value).startswith("decoding 64 abstract(s) x decode.beam_size=16 at once needs about ")
+    assert str(info.value).endswith("GiB of memory available: lower decode.batch_size or decode.beam_size")
+
+
+def test_the_decoding_memory_estimate_grows_with_beams_and_length():
+    from seq2seq_rdrop.generation import estimate_decode_bytes
+
+    model = tiny_model(vocab_size=5000, hidden=256, layers=4)
+    one = estimate_decode_bytes(model, 16, 130, 32)
+    assert estimate_decode_bytes(model, 32, 130, 32) == 2 * one
+    assert estimate_decode_bytes(model, 16, 258, 32) > one
+    # the preset's evaluation: 64 abstracts x 16 beams, 128 + 2 source tokens, 32 title tokens: about 1.5 GiB
+    assert 1.0 < estimate_decode_bytes(model, 64 * 16, 130, 32) / 2**30 < 2.0
