@@ -668,6 +668,15 @@ def _pm(mean_and_sd) -> str:
     return "n/a" if _nan(mean) else f"{mean:.2f} ± {_fmt(sd)}"
 
 
+def _pm_small(mean_and_sd) -> str:
+    """mean ± sd with 4 decimals for measures below 10 (NLLs, KLs, accuracies), 2 above (ROUGE)."""
+    mean, sd = mean_and_sd
+    if _nan(mean):
+        return "n/a"
+    digits = 4 if abs(mean) < 10 else 2
+    return f"{mean:.{digits}f} ± " + ("n/a" if _nan(sd) else f"{sd:.{digits}f}")
+
+
 def _p_text(p, n_boot) -> str:
     return "n/a" if _nan(p) else (f"< {1 / n_boot:.2g}" if p == 0 else f"{p:.3f}")
 
@@ -911,7 +920,7 @@ def md_diagnostics(report: dict) -> list[str]:
     if not names:
         return []
     regs = [row for row in report["rows"] if row["diagnostics"]]
-    rows = [[name] + [_pm(row["diagnostics"].get(name, (math.nan, math.nan))) for row in regs] for name in names]
+    rows = [[name] + [_pm_small(row["diagnostics"].get(name, (math.nan, math.nan))) for row in regs] for name in names]
     return ["## Diagnostics (final weights; mean ± sd over seeds)", "",
             "From each run's diagnostics.json (runs[0].measures).", ""] \
         + _table(["measure"] + [row["regularizer"] for row in regs], rows) + [""]

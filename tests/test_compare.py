@@ -273,7 +273,7 @@ def test_diagnostics_table_gives_mean_and_sd_of_every_measure(tmp_path):
     assert float(rows["baseline"]["diag_dropout_gap_mean"]) == pytest.approx(2.0)
     assert float(rows["baseline"]["diag_kl_sd"]) == pytest.approx(np.std([0.5, 0.7], ddof=1))
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
-    assert "## Diagnostics" in md and f"| dropout_gap | 2.00 ± {np.std([1.0, 3.0], ddof=1):.2f} |" in md
+    assert "## Diagnostics" in md and f"| dropout_gap | 2.0000 ± {np.std([1.0, 3.0], ddof=1):.4f} |" in md
 
 
 def test_missing_and_unfinished_runs_are_listed_in_the_grid(tmp_path):
