@@ -288,13 +288,18 @@ def split_scores(metrics: dict, split: str, decode: str) -> dict | None:
 # --------------------------------------------------------------------------- curves
 
 
+def log_points(path: Path, column: str) -> dict[int, float]:
+    """{step: value} of one column of a training or evaluation log (the last row of a step wins, as
+    after a resume); empty without the file."""
+    if not path.is_file():
+        return {}
+    return {int(float(r["step"])): float(r[column]) for r in read_csv_rows(path) if r.get(column)}
+
+
 def eval_curve(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
     """(steps, greedy dev ROUGE-L) from eval_log.csv, one point per step (the last row wins, as after
     a resume), sorted by step; None without the file."""
-    path = run.path / "eval_log.csv"
-    if not path.is_file():
-        return None
-    points = {int(float(r["step"])): float(r["rouge-l"]) for r in read_csv_rows(path) if r.get("rouge-l")}
+    points = log_points(run.path / "eval_log.csv", "rouge-l")
     if not points:
         return None
     steps = sorted(points)
@@ -303,10 +308,7 @@ def eval_curve(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
 
 def train_seconds_at(run: Run, steps: np.ndarray) -> np.ndarray | None:
     """Training seconds (evaluation excluded) at the given steps, interpolated on train_log.csv."""
-    path = run.path / "train_log.csv"
-    if not path.is_file():
-        return None
-    points = {int(float(r["step"])): float(r["seconds"]) for r in read_csv_rows(path) if r.get("seconds")}
+    points = log_points(run.path / "train_log.csv", "seconds")
     if not points:
         return None
     xs = sorted(points)

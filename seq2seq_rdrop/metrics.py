@@ -57,11 +57,9 @@ def score_examples(references: Sequence[str], predictions: Sequence[str]) -> dic
 
 def score_corpus(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
     """Mean of the per-example scores, plus `n`, the number of examples."""
-    if len(references) != len(predictions):
-        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
-    per_example = [score_pair(r, p) for r, p in zip(references, predictions)]
-    n = len(per_example)
-    out = {name: (sum(s[name] for s in per_example) / n if n else 0.0) for name in METRIC_NAMES}
+    per_example = score_examples(references, predictions)
+    n = len(references)
+    out = {name: (sum(per_example[name]) / n if n else 0.0) for name in METRIC_NAMES}
     out["n"] = n
     return out
 

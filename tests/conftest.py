@@ -103,16 +103,21 @@ def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_le
         assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)
 
 
-def load_generate_cli(module_name: str):
-    """generate.py imported as a module (its main(argv) runs in-process: fast CLI tests)."""
+def load_script(module_name: str, relative_path: str):
+    """A script of the repository (generate.py, scripts/*.py: not a package) imported as a module, so its
+    main(argv) runs in-process (fast CLI tests)."""
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location(module_name, REPO / "generate.py")
+    spec = importlib.util.spec_from_file_location(module_name, REPO / relative_path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def load_generate_cli(module_name: str):
+    return load_script(module_name, "generate.py")
 
 
 def run_generate_cli(cli_module, monkeypatch, capsys, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:

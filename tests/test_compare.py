@@ -8,9 +8,8 @@ with predictions_*.tsv files.
 from __future__ import annotations
 
 import csv
-import importlib.util
+from conftest import load_script
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,7 @@ N_BOOT = 200
 
 
 def _load_compare():
-    # scripts/ is not a package: load the file by path.
-    spec = importlib.util.spec_from_file_location("compare_script", REPO_ROOT / "scripts" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_script", "scripts/compare.py")
 
 
 compare = _load_compare()

@@ -2,11 +2,10 @@
 of their CLI (scripts/diagnose.py, run in-process through main(argv)), on tiny models and synthetic data."""
 from __future__ import annotations
 
-import importlib.util
+from conftest import load_script
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,11 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("diagnose_cli", REPO_ROOT / "scripts" / "diagnose.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("diagnose_cli", "scripts/diagnose.py")
 
 
 def tiny(family: str, tokenizer, dropout: float = 0.1, copy: bool = False):

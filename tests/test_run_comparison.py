@@ -3,20 +3,17 @@ the same experiment and step budget for all, finished runs skipped, small run fi
 `run` is replaced by a fake that writes what train.py / pretrain.py / diagnose.py would."""
 from __future__ import annotations
 
-import importlib.util
+from conftest import load_script
 import json
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def driver(monkeypatch):
-    spec = importlib.util.spec_from_file_location("run_comparison", REPO / "scripts" / "run_comparison.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("run_comparison", "scripts/run_comparison.py")
     calls: list[list[str]] = []
 
     def fake_run(command, log_file):
