@@ -2,7 +2,8 @@
 
     python scripts/run_comparison.py [--seeds 0 1 2] [--regularizers baseline random_replace ...]
                                      [--work-dir outputs/sweeps/compare_strong]
-                                     [--report-dir outputs/reports/compare_strong] [train.py overrides ...]
+                                     [--report-dir outputs/reports/compare_strong] [--no-diagnostics]
+                                     [train.py overrides ...]
 
 For each seed: one `pretrain.py seed=S` run (conf/pretrain.yaml, 600 steps), shared by every
 regularizer of that seed; then, for each regularizer,
@@ -50,7 +51,8 @@ def pretrain(work: Path, seed: int) -> Path | None:
     return checkpoint
 
 
-def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str]) -> bool:
+def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str],
+              diagnostics: bool = True) -> bool:
     name = f"{regularizer}_seed{seed}"
     out, kept = work / name, report / "runs" / name
     if not (kept / "metrics.json").is_file():
@@ -64,7 +66,8 @@ def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint:
         for file in RUN_FILES:
             if (out / file).is_file():
                 shutil.copy2(out / file, kept / file)
-    diagnose(out, kept)
+    if diagnostics:
+        diagnose(out, kept)
     return True
 
 
@@ -98,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regularizers", nargs="+", default=list(REGULARIZERS))
     parser.add_argument("--work-dir", default="outputs/sweeps/compare_strong", help="weights and full run dirs")
     parser.add_argument("--report-dir", default="outputs/reports/compare_strong", help="committed run files + report")
+    parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
+                        help="fine-tune only; a later run without this flag adds the missing diagnostics")
     args, overrides = parser.parse_known_args(argv)
     os.chdir(REPO)  # the runs' relative paths (work dir, checkpoints) are read from here
     # paths relative to the repository where possible: they end up in the committed metrics.json
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         for regularizer in args.regularizers:
-            failures += not fine_tune(work, report, regularizer, seed, checkpoint, overrides)
+            failures += not fine_tune(work, report, regularizer, seed, checkpoint, overrides, args.diagnostics)
     return 1 if failures or build_report(report) else 0
 
 

@@ -71,6 +71,28 @@ def recover_dir(target: str | Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+STATE_HISTORY = "states"  # RUN_DIR/states/step_NNNNNNN/: earlier state/ copies (trainer.keep_last_states)
+
+
+def keep_state_copy(run_dir: str | Path, step: int, keep: int) -> list[Path]:
+    """Copy run_dir/state/ to run_dir/states/step_NNNNNNN/ (atomically) and delete all but the newest
+    `keep` copies; return the kept copies, oldest first."""
+    run_dir = Path(run_dir)
+    target = run_dir / STATE_HISTORY / f"step_{step:07d}"
+    atomic_write_dir(target, lambda tmp: shutil.copytree(run_dir / "state", tmp, dirs_exist_ok=True))
+    copies = state_copies(run_dir)
+    for old in copies[:-keep]:
+        shutil.rmtree(old)
+    return copies[-keep:]
+
+
+def state_copies(run_dir: str | Path) -> list[Path]:
+    """run_dir/states/step_*/ that hold a saved model, oldest first (half-written .tmp dirs excluded)."""
+    history = Path(run_dir) / STATE_HISTORY
+    found = [d for d in history.glob("step_*") if (d / "model").is_dir()] if history.is_dir() else []
+    return sorted(found, key=lambda d: int(d.name.split("_")[1]))
+
+
 def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None = None) -> Path:
     """Model (HF format, safetensors) + tokenizer files + generation_config.json (the run's `decode` and
     data.max_source_len) + the resolved run config."""

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from .checkpoints import atomic_write_dir, recover_dir, save_model_checkpoint
+from .checkpoints import atomic_write_dir, keep_state_copy, recover_dir, save_model_checkpoint
 from .checkpoints import CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint
 from .config_checks import check_run_decoding, validate
 from .data import read_examples, resolve_data_dir
@@ -589,6 +589,8 @@ class Run:
             torch.save({**self.optim.state_dict(), "progress": asdict(self.state), "rng": _rng_state()},
                        tmp / "trainer_state.pt")
         atomic_write_dir(self.out_dir / "state", write)
+        if self.cfg.trainer.keep_last_states > 1:  # earlier states for scripts/average_checkpoints.py
+            keep_state_copy(self.out_dir, self.state.step, self.cfg.trainer.keep_last_states)
 
 
 def evaluate(model, tokenizer, examples, cfg, device, progress=True, decode_overrides=None):

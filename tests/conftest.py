@@ -61,14 +61,19 @@ def write_tsv(path: Path, pairs) -> Path:
     return path
 
 
+def write_tiny_csl(root: Path, n_train: int = 48, n_dev: int = 8, n_test: int = 6) -> Path:
+    """root/csl/{train,dev,test}.tsv of synthetic pairs (no test.tsv when n_test is 0)."""
+    d = root / "csl"
+    d.mkdir()
+    for name, n, seed in (("train", n_train, 0), ("dev", n_dev, 1), ("test", n_test, 2)):
+        if n:
+            write_tsv(d / f"{name}.tsv", make_pairs(n, seed=seed))
+    return d
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    d = tmp_path / "csl"
-    d.mkdir()
-    write_tsv(d / "train.tsv", make_pairs(48, seed=0))
-    write_tsv(d / "dev.tsv", make_pairs(8, seed=1))
-    write_tsv(d / "test.tsv", make_pairs(6, seed=2))
-    return d
+    return write_tiny_csl(tmp_path)
 
 
 @pytest.fixture

@@ -77,6 +77,8 @@ BAD = [
     ("trainer.eval_every=0", "trainer.eval_every=0: allowed values are null or integers >= 1"),
     ("trainer.log_every=0", "trainer.log_every=0: allowed values are integers >= 1"),
     ("trainer.save_every=-1", "trainer.save_every=-1: allowed values are integers >= 0"),
+    ("trainer.keep_last_states=0", "trainer.keep_last_states=0: allowed values are integers >= 1"),
+    ("trainer.keep_last_states=3 trainer.save_every=0", "trainer.keep_last_states > 1 needs trainer.save_every > 0"),
     ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5: allowed values are null or numbers in (0, 1)"),
     ("trainer.num_threads=0", "trainer.num_threads=0: allowed values are null or integers >= 1"),
     ("trainer.monitor=accuracy", "trainer.monitor='accuracy': allowed values are rouge-1, rouge-2, rouge-l, bleu"),

@@ -61,3 +61,15 @@ def test_a_finished_run_is_skipped_on_a_rerun(driver, tmp_path):
     (tmp_path / "w" / "pretrain_seed0" / "metrics.json").write_text("{}")
     assert module.main(args) == 0
     assert calls == []  # pretraining, fine-tuning and diagnostics all already done
+
+
+def test_no_diagnostics_defers_them_to_a_later_rerun(driver, tmp_path):
+    module, calls = driver
+    args = ["--seeds", "0", "--regularizers", "baseline", f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}"]
+    module.main([*args, "--no-diagnostics"])
+    assert not any(c[0] == "scripts/diagnose.py" for c in calls)
+    assert not (tmp_path / "r" / "runs" / "baseline_seed0" / "diagnostics.json").exists()
+    calls.clear()
+    module.main(args)
+    assert [c[0] for c in calls] == ["scripts/diagnose.py"]  # the fine-tune is not repeated
+    assert (tmp_path / "r" / "runs" / "baseline_seed0" / "diagnostics.json").is_file()

@@ -22,14 +22,10 @@ SAME_RUN = ["trainer.max_steps=6", "trainer.eval_every=3", "trainer.save_every=3
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from conftest import make_pairs, write_tsv
+    from conftest import write_tiny_csl
 
     base = tmp_path_factory.mktemp("e2e")
-    data = base / "csl"
-    data.mkdir()
-    write_tsv(data / "train.tsv", make_pairs(48, seed=0))
-    write_tsv(data / "dev.tsv", make_pairs(8, seed=1))
-    write_tsv(data / "test.tsv", make_pairs(6, seed=2))
+    data = write_tiny_csl(base)
     out = base / "run"
     proc = run_train([f"data.dir={data}", "data.test_file=test.tsv", *SAME_RUN, f"hydra.run.dir={out}", *TINY])
     return out, proc
