@@ -4,6 +4,9 @@
     cat abstracts.txt | python generate.py checkpoint=... input=-
     python generate.py checkpoint=... input=dev.tsv evaluate=true output=titles.jsonl output_format=jsonl
     python generate.py checkpoint=... input=abstracts.txt decode.beam_size=5 decode.num_return=3
+    python generate.py checkpoint=... input=abstracts.txt decode.strategy=sample decode.top_p=0.9 decode.num_return=5
+    python generate.py checkpoint=... input=abstracts.txt decode.beam_size=5 decode.beam_groups=5 \
+        decode.diversity_penalty=1.0 decode.num_return=5
 
 Writes abstract_id<TAB>title<TAB>score (abstract_id = the input line number; n-best: one line per
 hypothesis, best first), or JSON lines with output_format=jsonl. stdout carries only the titles:
@@ -28,6 +31,9 @@ OUTPUT_FORMATS = ("tsv", "jsonl")
 OPTIONS = ("checkpoint", "input", "output", "output_format", "batch_size", "evaluate", "skip_bad_lines",
            "keep_case", "max_source_len", "device", "progress", "decode")  # the keys of conf/generate.yaml
 DECODE_GROUP_EXTRAS = ("batch_size",)  # keys of conf/decode/*.yaml that generation does not use (training's)
+# errors relating two decoding options (num_return vs beam_size, beam_groups vs beam_size): the other one may
+# come from the checkpoint, so they are judged once its settings are known
+RELATIONS = ("cannot exceed", "must divide")
 
 
 class UsageError(ValueError):
@@ -93,7 +99,7 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     try:
         decode_options(overrides)  # unknown keys and malformed values, whatever the checkpoint says
     except GenerationError as e:
-        if "cannot exceed" not in str(e):  # num_return vs beam_size: judged with the checkpoint's below
+        if not any(relation in str(e) for relation in RELATIONS):  # judged with the checkpoint's settings below
             raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)
@@ -154,7 +160,8 @@ def _generate(cfg, checkpoint, overrides, decode, examples, output, stdout, stde
     if missing:
         logging.getLogger("seq2seq_rdrop.generation").warning(
             "%d of %d abstract(s) have no reference title and are not scored", missing, len(examples))
-    table = format_table({"input": scores}, title=f"{cfg.input}: beam {decode['beam_size']}, best title scored:")
+    search = f"beam {decode['beam_size']}" if decode["strategy"] == "beam" else f"sampling, seed {decode['seed']}"
+    table = format_table({"input": scores}, title=f"{cfg.input}: {search}, best title scored:")
     print(table, file=stderr if output is None else stdout, flush=True)
     return scores
 

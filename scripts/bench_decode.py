@@ -1,12 +1,16 @@
-"""Decoding speed (titles per second) of our beam search, on the same weights and dev abstracts:
+"""Decoding speed (titles per second) of our searches, on the same weights and dev abstracts:
 
   * BART:  our cached beam search  vs  Hugging Face `generate` (beam search with its own cache)
   * UniLM: our cached beam search  vs  our uncached one (`use_cache=False`: the whole abstract +
            prefix recomputed at every step, the reference the cached path must equal)
+  * BART, the modes HF also has (--modes): `sample` (our sampling vs HF's do_sample, each with a fixed
+    seed: speed only, the random streams differ) and `diverse` (our diverse beam search vs HF's
+    num_beam_groups/diversity_penalty; transformers >= 4.56 moved that mode to a Hub repo, which
+    needs trust_remote_code and a download: when HF cannot run it, the row says why and times ours)
 
     python scripts/bench_decode.py [--n 200] [--batch-size B] [--checkpoint-unilm PATH]
-                                   [--checkpoint-bart PATH] [--out outputs/benchmarks/bench_decode.md]
-                                   [hydra overrides ...]
+                                   [--checkpoint-bart PATH] [--modes beam sample diverse]
+                                   [--out outputs/benchmarks/bench_decode.md] [hydra overrides ...]
 
 Overrides go to conf/train.yaml for both models (e.g. data.dir=..., decode.beam_size=3,
 trainer.device=cuda, trainer.num_threads=2); `unilm:KEY=VALUE` or `bart:KEY=VALUE` reach one model
@@ -20,7 +24,11 @@ decode.no_repeat_ngram; Hugging Face gets the same ones (num_beams, max_new_toke
 length_penalty, no_repeat_ngram_size, early_stopping=True, do_sample=False) plus `suppress_tokens` for
 the special tokens our search never emits (padding, [CLS], the decoder start), so that both searches
 solve the same problem; the table counts the titles on which they agree. Cached and uncached must
-agree on every title (exit status 1 otherwise).
+agree on every title (exit status 1 otherwise). The other modes use decode.temperature, top_k, top_p, seed
+(sample) and decode.beam_groups, diversity_penalty (diverse; left at 1 and 0, i.e. plain beam search,
+they become DIVERSE_DEFAULTS: one group per beam, penalty 1.0), with HF given the same;
+decode.repetition_penalty reaches every mode and HF alike. Each row's speed-up is ours over its peer in
+the same run.
 
 The first N dev abstracts (cut to data.max_source_len tokens) are sorted by length and cut into
 batches of --batch-size (default decode.batch_size), the same batches for both methods; each batch
@@ -42,7 +50,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from seq2seq_rdrop.data import read_examples, resolve_data_dir
-from seq2seq_rdrop.decoding import beam_search
+from seq2seq_rdrop.decoding import pick_search
+from seq2seq_rdrop.generation import DEFAULT_DECODE
 from seq2seq_rdrop.distributed import pick_device
 from seq2seq_rdrop.machine import machine_lines
 from seq2seq_rdrop.models import build_model, load_model
@@ -52,6 +61,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
 FAMILIES = ("unilm", "bart")
 TARGETS = {"bart": 2.0, "unilm": 5.0}  # speed-up of our cached beam search over the other method
+MODES = ("beam", "sample", "diverse")
+DIVERSE_DEFAULTS = {"diversity_penalty": 1.0}  # and beam_groups = beam_size, when the config asks for neither
 
 
 def parse_args(argv=None):
@@ -61,6 +72,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="abstracts per batch (default decode.batch_size)")
     parser.add_argument("--checkpoint-unilm", default=None, help="UniLM checkpoint directory (default: random init)")
     parser.add_argument("--checkpoint-bart", default=None, help="BART checkpoint directory (default: random init)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="beam: both models; sample, diverse: BART vs HF generate (default: all)")
     parser.add_argument("--out", default="outputs/benchmarks/bench_decode.md", help="markdown report to write")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for conf/train.yaml; unilm:/bart: for one model")
     args = parser.parse_args(argv)
@@ -91,24 +104,42 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# --------------------------------------------------------------------------- the two kinds of search
+# --------------------------------------------------------------------------- the kinds of search
 
 
-def ours(model, src, dcfg, use_cache=True) -> list[list[int]]:
-    hyps = beam_search(model, src, beam_size=dcfg.beam_size, max_len=dcfg.max_len, min_len=dcfg.min_len,
-                       length_penalty=dcfg.length_penalty, no_repeat_ngram=dcfg.no_repeat_ngram,
-                       num_return=1, use_cache=use_cache)
-    return [h[0].tokens for h in hyps]
+def mode_options(dcfg, mode: str) -> dict:
+    """Our decoding options (DEFAULT_DECODE's keys) for a benchmark mode, from the decode config; one title
+    per abstract."""
+    opts = {k: dcfg[k] for k in DEFAULT_DECODE if k in dcfg}
+    opts.update(num_return=1, strategy="sample" if mode == "sample" else "beam")
+    if mode == "beam":
+        opts.update(beam_groups=1, diversity_penalty=0.0)
+    elif mode == "diverse" and opts["beam_groups"] == 1 and opts["diversity_penalty"] == 0:
+        opts.update(beam_groups=opts["beam_size"], **DIVERSE_DEFAULTS)
+    return opts
 
 
-def hf_generation_config(model, dcfg):
+def ours(model, src, opts: dict, use_cache=True) -> list[list[int]]:
+    search, options = pick_search({**opts, "use_cache": use_cache})
+    return [h[0].tokens for h in search(model, src, **options)]
+
+
+def hf_generation_config(model, opts: dict):
+    """HF's settings for the same search as `opts` (mode_options) on this model."""
     from transformers import GenerationConfig
 
     suppressed = [i for i in model.special_ids() if i != model.eos_id]
+    sampling = opts["strategy"] == "sample"
+    search = (dict(do_sample=True, num_beams=1, temperature=float(opts["temperature"]), top_k=int(opts["top_k"]),
+                   top_p=float(opts["top_p"])) if sampling else
+              dict(do_sample=False, num_beams=opts["beam_size"], early_stopping=True,
+                   length_penalty=float(opts["length_penalty"])))
+    if opts["beam_groups"] > 1 and not sampling:
+        search.update(num_beam_groups=opts["beam_groups"], diversity_penalty=float(opts["diversity_penalty"]))
     return GenerationConfig(
-        num_beams=dcfg.beam_size, max_new_tokens=dcfg.max_len, min_new_tokens=dcfg.min_len,
-        early_stopping=True, length_penalty=float(dcfg.length_penalty), do_sample=False,
-        no_repeat_ngram_size=int(dcfg.no_repeat_ngram), num_return_sequences=1, use_cache=True,
+        **search, max_new_tokens=opts["max_len"], min_new_tokens=opts["min_len"],
+        no_repeat_ngram_size=int(opts["no_repeat_ngram"]), repetition_penalty=float(opts["repetition_penalty"]),
+        num_return_sequences=1, use_cache=True,
         decoder_start_token_id=model.decoder_start_id, bos_token_id=model.bos_id, eos_token_id=model.eos_id,
         pad_token_id=model.pad_id, forced_bos_token_id=None, forced_eos_token_id=None,
         suppress_tokens=suppressed or None,
@@ -116,7 +147,10 @@ def hf_generation_config(model, dcfg):
 
 
 @torch.no_grad()
-def hf_generate(model, src, gen_cfg) -> list[list[int]]:
+def hf_generate(model, src, gen_cfg, seed: int | None = None) -> list[list[int]]:
+    """HF generate's titles; `seed` (sampling) seeds torch's generator first, so each call is reproducible."""
+    if seed is not None:
+        torch.manual_seed(seed)
     out = model.bart.generate(input_ids=src, attention_mask=src != model.pad_id, generation_config=gen_cfg)
     titles = []
     for row in out.tolist():
@@ -125,6 +159,19 @@ def hf_generate(model, src, gen_cfg) -> list[list[int]]:
             row = row[:row.index(model.eos_id)]
         titles.append([t for t in row if t != model.pad_id])
     return titles
+
+
+def mode_methods(family: str, mode: str, model, opts: dict) -> dict:
+    """{method name: function of src} for one family and mode: ours first, its peer second."""
+    name = {"beam": "cached beam search", "sample": "sampling", "diverse": "diverse beam search"}[mode]
+    methods = {f"ours ({name})": lambda s: ours(model, s, opts)}
+    if family == "unilm":
+        methods["ours uncached (prefix recompute)"] = lambda s: ours(model, s, opts, use_cache=False)
+    else:
+        gen_cfg = hf_generation_config(model, opts)
+        seed = opts["seed"] if mode == "sample" else None
+        methods["HF generate"] = lambda s: hf_generate(model, s, gen_cfg, seed)
+    return methods
 
 
 # --------------------------------------------------------------------------- one comparison
@@ -157,10 +204,19 @@ def make_batches(model, tokenizer, abstracts, max_source_len: int, batch_size: i
 
 
 def compare(methods: dict, batches, n: int, device) -> dict:
-    """Run every method on every batch (alternating order); seconds and titles (input order) per method."""
+    """Run every method on every batch (alternating order); seconds and titles (input order) per method.
+    A peer that fails on the warm-up batch (HF generate without the mode) is left out, its one-line reason
+    in `unavailable`."""
+    unavailable = {}
+    for name in list(methods):  # warm-up
+        try:
+            methods[name](batches[0][1][:2].to(device))
+        except Exception as e:  # HF raises ValueError or ImportError for a mode it cannot run here
+            if name.startswith("ours"):
+                raise
+            unavailable[name] = " ".join(str(e).split())
+            del methods[name]
     names = list(methods)
-    for name in names:  # warm-up
-        methods[name](batches[0][1][:2].to(device))
     seconds = {name: 0.0 for name in names}
     titles = {name: [None] * n for name in names}
     for i, (chunk, src) in enumerate(batches):
@@ -175,7 +231,56 @@ def compare(methods: dict, batches, n: int, device) -> dict:
                 titles[name][j] = title
         print(f"  batch {i + 1}/{len(batches)} ({src.size(0)} x {src.size(1)}): "
               + ", ".join(f"{k} {seconds[k]:.1f}s" for k in names), flush=True)
-    return {"seconds": seconds, "titles": titles}
+    return {"seconds": seconds, "titles": titles, "unavailable": unavailable}
+
+
+COLUMNS = ["model", "mode", "method", "titles", "seconds", "titles/s", "mean length", "speed-up of ours", "target",
+           "meets target", "identical titles"]
+
+
+def result_rows(family: str, mode: str, run: dict, n: int) -> tuple[list[list[str]], bool]:
+    """The table rows of one comparison (ours, then its peer), and whether it holds what it must: cached and
+    uncached UniLM beam search agree on every title."""
+    (name_a, sec_a), *peer = run["seconds"].items()
+    titles_a = run["titles"][name_a]
+    rows = [[family, mode, name_a, str(n), f"{sec_a:.2f}", f"{n / sec_a:.2f}",
+             f"{sum(len(t) for t in titles_a) / n:.1f}", "", "", "", ""]]
+    ok = True
+    for name_b, sec_b in peer:
+        titles_b = run["titles"][name_b]
+        same = sum(a == b for a, b in zip(titles_a, titles_b))
+        speedup = sec_b / sec_a if sec_a > 0 and sec_b > 0 else float("nan")
+        target = TARGETS[family] if mode == "beam" else None  # the new modes: the ratio is reported, no target
+        must_agree = family == "unilm"
+        ok = not must_agree or same == n
+        identical = ("n/a (other random stream)" if mode == "sample" and not must_agree
+                     else f"{same}/{n}" + (" (must be all)" if must_agree else ""))
+        rows.append([family, mode, name_b, str(n), f"{sec_b:.2f}", f"{n / sec_b:.2f}",
+                     f"{sum(len(t) for t in titles_b) / n:.1f}", f"{speedup:.2f}x",
+                     f">= {target:.0f}x" if target else "", ("yes" if speedup >= target else "no") if target else "",
+                     identical])
+    for name_b, reason in run["unavailable"].items():
+        rows.append([family, mode, name_b, "", "", "", "", "", "", "", f"not run: {reason}"])
+    return rows, ok
+
+
+def decode_lines(cfg, modes) -> list[str]:
+    """The report's description of each mode's settings (ours and HF's alike)."""
+    d = cfg.decode
+    lines = [f"decode: beam {d.beam_size}, max {d.max_len} title tokens, min {d.min_len}, length penalty "
+             f"{d.length_penalty}, no_repeat_ngram {d.no_repeat_ngram}, repetition_penalty {d.repetition_penalty}; "
+             f"HF generate: num_beams, max_new_tokens, min_new_tokens, length_penalty, no_repeat_ngram_size, "
+             f"repetition_penalty alike, early_stopping=True, do_sample=False, suppress_tokens = special tokens "
+             f"other than the end token"]
+    if "sample" in modes:
+        lines.append(f"sample: temperature {d.temperature}, top_k {d.top_k}, top_p {d.top_p}, seed {d.seed}; HF: "
+                     f"do_sample=True, num_beams=1, the same temperature/top_k/top_p, torch.manual_seed(seed) "
+                     f"before each batch")
+    if "diverse" in modes:
+        opts = mode_options(d, "diverse")
+        lines.append(f"diverse: beam {opts['beam_size']} in {opts['beam_groups']} groups, diversity_penalty "
+                     f"{opts['diversity_penalty']}; HF: num_beam_groups, diversity_penalty alike")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -198,67 +303,46 @@ def main(argv=None) -> int:
         return train_cache
 
     header = machine_lines(device)
-    results = []  # (family, name, seconds, titles)
+    rows, ok = [], True
     with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
         for family in ("bart", "unilm"):
+            modes = [m for m in MODES if m in args.modes and (family == "bart" or m == "beam")]  # HF peers: BART
+            if not modes:
+                continue
             fcfg = cfgs[family]
-            dcfg = fcfg.decode
             checkpoint = args.checkpoint_bart if family == "bart" else args.checkpoint_unilm
             model, tokenizer, description = make_model(family, checkpoint, fcfg, train_texts, Path(tmp), device)
-            batch_size = args.batch_size or int(dcfg.batch_size)
+            batch_size = args.batch_size or int(fcfg.decode.batch_size)
             batches = make_batches(model, tokenizer, abstracts, int(fcfg.data.max_source_len), batch_size)
             header.append(description)
-            if family == "bart":
-                gen_cfg = hf_generation_config(model, dcfg)
-                methods = {"ours (cached beam search)": lambda s, m=model: ours(m, s, dcfg),
-                           "HF generate": lambda s, m=model: hf_generate(m, s, gen_cfg)}
-                if model.copy_head is not None:
-                    header.append("note: this BART has a copy head, which HF generate does not know about: "
-                                  "the two searches score different distributions")
-            else:
-                methods = {"ours (cached beam search)": lambda s, m=model: ours(m, s, dcfg),
-                           "ours uncached (prefix recompute)": lambda s, m=model: ours(m, s, dcfg, use_cache=False)}
-            print(f"{family}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
-            run = compare(methods, batches, n, device)
-            for name in methods:
-                results.append((family, name, run["seconds"][name], run["titles"][name]))
+            if family == "bart" and model.copy_head is not None:
+                header.append("note: this BART has a copy head, which HF generate does not know about: "
+                              "the two searches score different distributions")
+            for mode in modes:
+                methods = mode_methods(family, mode, model, mode_options(fcfg.decode, mode))
+                print(f"{family}, {mode}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
+                mode_rows, mode_ok = result_rows(family, mode, compare(methods, batches, n, device), n)
+                rows += mode_rows
+                ok = ok and mode_ok
             del model
 
     header += [
         f"data: first {n} abstracts of {data_dir / cfg.data.dev_file}, cut to data.max_source_len="
         f"{cfg.data.max_source_len} tokens, sorted by length, batches of "
         f"{args.batch_size or cfg.decode.batch_size}",
-        f"decode: beam {cfg.decode.beam_size}, max {cfg.decode.max_len} title tokens, min {cfg.decode.min_len}, "
-        f"length penalty {cfg.decode.length_penalty}, no_repeat_ngram {cfg.decode.no_repeat_ngram}; "
-        f"HF generate: num_beams, max_new_tokens, min_new_tokens, length_penalty, no_repeat_ngram_size alike, "
-        f"early_stopping=True, do_sample=False, suppress_tokens = special tokens other than the end token",
+        *decode_lines(cfg, args.modes),
         f"overrides: {' '.join(args.overrides) or '(none)'}",
     ]
     if not (args.checkpoint_bart and args.checkpoint_unilm):
         header.append("random-init models rarely emit the end token, so their titles tend to run to the maximum "
                       "length: the worst case for decoding cost (see 'mean length')")
 
-    columns = ["model", "method", "titles", "seconds", "titles/s", "mean length", "speed-up of ours",
-               "target", "meets target", "identical titles"]
-    rows, ok = [], True
-    for family in ("bart", "unilm"):
-        (_, name_a, sec_a, titles_a), (_, name_b, sec_b, titles_b) = [r for r in results if r[0] == family]
-        same = sum(a == b for a, b in zip(titles_a, titles_b))
-        speedup = (n / sec_a) / (n / sec_b) if sec_a > 0 and sec_b > 0 else float("nan")
-        target = TARGETS[family]
-        if family == "unilm" and same != n:
-            ok = False
-        for name, sec, titles, is_ours in ((name_a, sec_a, titles_a, True), (name_b, sec_b, titles_b, False)):
-            mean_len = sum(len(t) for t in titles) / n
-            rows.append([family, name, str(n), f"{sec:.2f}", f"{n / sec:.2f}", f"{mean_len:.1f}",
-                         "" if is_ours else f"{speedup:.2f}x", "" if is_ours else f">= {target:.0f}x",
-                         "" if is_ours else ("yes" if speedup >= target else "no"),
-                         "" if is_ours else f"{same}/{n}" + (" (must be all)" if family == "unilm" else "")])
-    table = [f"| {' | '.join(columns)} |", f"|{'|'.join('---' for _ in columns)}|"]
+    table = [f"| {' | '.join(COLUMNS)} |", f"|{'|'.join('---' for _ in COLUMNS)}|"]
     table += [f"| {' | '.join(r)} |" for r in rows]
-    verdict = ("cached and uncached UniLM beam search agree on every title" if ok else
+    verdict = ("UniLM beam search not run (--modes)" if "beam" not in args.modes else
+               "cached and uncached UniLM beam search agree on every title" if ok else
                "ERROR: cached and uncached UniLM beam search disagree on some titles")
-    report = ["# Decoding speed: our beam search vs Hugging Face generate (BART) and vs prefix recompute (UniLM)",
+    report = ["# Decoding speed: our searches vs Hugging Face generate (BART) and vs prefix recompute (UniLM)",
               "", *[f"- {h}" for h in header], "", *table, "", verdict, ""]
     print("\n" + "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(table) + "\n\n" + verdict)
     out = Path(args.out)

@@ -16,6 +16,9 @@ order rotated by i), so machine noise hits all of them alike; one model and one 
 are shared (the weights' values do not change the cost). Before each step the model's dropout is
 set to what the regularizer trains with (`model_dropout`, else the model's own): this matters
 for cost because on CPU PyTorch's attention picks a different kernel when dropout is 0.
+With rdrop, two peers are timed too: 'baseline_2B_rows' (plain CE over the doubled batch) and
+'rdrop_passes_twice' (regularizer.passes=twice: two forwards over B rows instead of one over 2B, the
+same loss), and the ratio 'rdrop_passes_twice / rdrop' on which regularizer.passes=auto's choice rests.
 The table gives the median over the timed steps and the ratio to the baseline's median.
 Dropout follows trainer.fast_dropout; with --fast-dropout-peer every regularizer is also timed with
 the other dropout (entries '<name>+fast_dropout', torch's dropout for the plain names), same batches,
@@ -162,7 +165,8 @@ def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, que
     try:
         torch.set_num_threads(num_threads)
         torch.manual_seed(seed)
-        cfg = compose_cfg(overrides, name)
+        base, extra = VARIANTS.get(name, (name, []))
+        cfg = compose_cfg([*overrides, *extra], base)
         tokenizer = load_tokenizer(tokenizer_path)
         model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.fast_dropout))
         regularizer = instantiate(cfg.regularizer)
@@ -198,6 +202,11 @@ def cpu_peak_memory(overrides, names, tokenizer_path, batch, num_threads, seed) 
 
 
 DOUBLED = "baseline_2B_rows"
+TWICE = "rdrop_passes_twice"
+# entries timed besides the YAMLs: name -> (conf/regularizer name, overrides). R-Drop's two executions of
+# the same loss (issue 17): "rdrop" runs the YAML's passes (doubled: one forward over 2B rows), TWICE two
+# forwards over B rows
+VARIANTS = {TWICE: ("rdrop", ["regularizer.passes=twice"])}
 FAST = "+fast_dropout"
 
 
@@ -235,6 +244,9 @@ def main(argv=None) -> int:
             # the physical reference for R-Drop: the same one forward over 2B rows, without the KL term
             regularizers[DOUBLED] = DoubledBatch(model_dropout=regularizers["rdrop"].model_dropout,
                                                  model_attention_dropout=regularizers["rdrop"].model_attention_dropout)
+        for variant, (base, extra) in VARIANTS.items():
+            if base in regularizers:
+                regularizers[variant] = instantiate(compose_cfg([*args.overrides, *extra], base).regularizer)
         batches = load_batches(cfg, model, tokenizer, train_examples, batch_size, n_steps)
         model.to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
@@ -327,6 +339,9 @@ def main(argv=None) -> int:
         if DOUBLED + suffix in times and "rdrop" + suffix in times:
             rdrop_vs_doubled = statistics.median(times["rdrop" + suffix]) / statistics.median(times[DOUBLED + suffix])
             rows.append([f"rdrop{suffix} / {DOUBLED}{suffix}", "-", f"{rdrop_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
+        if TWICE + suffix in times and "rdrop" + suffix in times:  # < 1: two B-row passes are the cheaper
+            twice_vs_doubled = statistics.median(times[TWICE + suffix]) / statistics.median(times["rdrop" + suffix])
+            rows.append([f"{TWICE}{suffix} / rdrop{suffix}", "-", f"{twice_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
     for name in names:
         if name + FAST in times:  # the same regularizer, same batches, same run: what fast_dropout saves
             speedup = statistics.median(times[name]) / statistics.median(times[name + FAST])

@@ -40,11 +40,12 @@ def run(command: list[str], log_file: Path) -> int:
         return subprocess.run([sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def pretrain(work: Path, seed: int) -> Path | None:
+def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = ()) -> Path | None:
     out = work / f"pretrain_seed{seed}"
     checkpoint = out / "checkpoint"
     if not (out / "metrics.json").is_file():
-        code = run(["pretrain.py", f"seed={seed}", f"hydra.run.dir={out}", "trainer.resume=true"], out / "console.log")
+        code = run(["pretrain.py", f"seed={seed}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides],
+                   out / "console.log")
         if code != 0:
             print(f"pretrain seed {seed} failed (exit {code}); see {out / 'console.log'}", flush=True)
             return None
@@ -52,11 +53,11 @@ def pretrain(work: Path, seed: int) -> Path | None:
 
 
 def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str],
-              diagnostics: bool = True) -> bool:
+              diagnostics: bool = True, experiment: str = "compare_strong") -> bool:
     name = f"{regularizer}_seed{seed}"
     out, kept = work / name, report / "runs" / name
     if not (kept / "metrics.json").is_file():
-        command = ["train.py", "+experiment=compare_strong", f"regularizer={regularizer}", f"seed={seed}",
+        command = ["train.py", f"+experiment={experiment}", f"regularizer={regularizer}", f"seed={seed}",
                    f"model.pretrained={checkpoint}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides]
         code = run(command, out / "console.log")
         if code != 0:
@@ -91,8 +92,8 @@ def _relative(path: Path) -> Path:
         return absolute
 
 
-def build_report(report: Path) -> int:
-    return subprocess.run([sys.executable, "scripts/compare.py", str(report)], cwd=REPO).returncode
+def build_report(report: Path, *options: str) -> int:
+    return subprocess.run([sys.executable, "scripts/compare.py", str(report), *options], cwd=REPO).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

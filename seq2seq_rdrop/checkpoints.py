@@ -6,8 +6,10 @@ swapped in with renames; the previous version is deleted only after the new one 
 
 A checkpoint carries what generation needs in its own Hugging Face files: `generation_config.json`
 (transformers.GenerationConfig: num_beams, max_new_tokens, min_new_tokens, length_penalty,
-no_repeat_ngram_size, num_return_sequences, use_cache; plus ours under "seq2seq_rdrop":
-max_source_len) holds the decoding the run was scored with (its `decode` config).
+no_repeat_ngram_size, num_return_sequences, use_cache, do_sample, temperature, top_k, top_p,
+num_beam_groups, diversity_penalty, repetition_penalty; plus ours under "seq2seq_rdrop":
+max_source_len, seed, and the options HF's generation mode would ignore or refuse) holds the decoding
+the run was scored with (its `decode` config).
 """
 from __future__ import annotations
 
@@ -28,11 +30,14 @@ log = logging.getLogger(__name__)
 REQUIRED_FILES = ("config.json",)
 GENERATION_CONFIG = "generation_config.json"
 OURS = "seq2seq_rdrop"  # our own fields inside HF files (as models.MODEL_CONFIG_KEY in config.json)
-# our decoding option -> its GenerationConfig field
+# our decoding option -> its GenerationConfig field (decode.strategy is HF's do_sample; decode.seed is ours alone)
 HF_DECODE_FIELDS = {"beam_size": "num_beams", "max_len": "max_new_tokens", "min_len": "min_new_tokens",
                     "length_penalty": "length_penalty", "no_repeat_ngram": "no_repeat_ngram_size",
-                    "num_return": "num_return_sequences", "use_cache": "use_cache"}
-BEAM_ONLY_FIELDS = ("length_penalty", "early_stopping", "num_beam_groups", "diversity_penalty")
+                    "num_return": "num_return_sequences", "use_cache": "use_cache", "temperature": "temperature",
+                    "top_k": "top_k", "top_p": "top_p", "beam_groups": "num_beam_groups",
+                    "diversity_penalty": "diversity_penalty", "repetition_penalty": "repetition_penalty"}
+SAMPLE_ONLY = ("temperature", "top_k", "top_p")  # options HF uses only with do_sample (it warns otherwise)
+BEAM_ONLY = ("length_penalty", "beam_groups", "diversity_penalty")  # ... only with beams (it refuses some without)
 
 
 class CheckpointError(ValueError):
@@ -117,8 +122,10 @@ def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None
 
 def write_generation_config(out_dir: str | Path, decode: dict, max_source_len: int | None) -> Path:
     """out_dir/generation_config.json from our decoding options (DEFAULT_DECODE where `decode` lacks one),
-    merged into the one Hugging Face may have written (a BART's token ids stay). Greedy decoding (beam 1)
-    keeps length_penalty under our own key: GenerationConfig refuses it without beams."""
+    merged into the one Hugging Face may have written (a BART's token ids stay). An option HF's generation
+    mode does not use (_hf_unused: length_penalty in greedy decoding, which GenerationConfig refuses without
+    beams; beam_size when sampling, where HF's num_beams is 1) is kept under our own key when it is not
+    its default."""
     from .generation import DEFAULT_DECODE
 
     path = Path(out_dir) / GENERATION_CONFIG
@@ -130,13 +137,21 @@ def write_generation_config(out_dir: str | Path, decode: dict, max_source_len: i
         except ValueError:
             config = {}
     ours = {"max_source_len": max_source_len} if max_source_len else {}
+    unused = _hf_unused(opts["strategy"], opts["beam_size"])
     for name, field in HF_DECODE_FIELDS.items():
-        config[field] = opts[name]
-    if opts["beam_size"] == 1:
-        for field in BEAM_ONLY_FIELDS:
+        if name in unused:
             config.pop(field, None)
-        ours["length_penalty"] = opts["length_penalty"]
-    config["do_sample"] = False
+            if opts[name] != DEFAULT_DECODE[name]:
+                ours[name] = opts[name]
+        else:
+            config[field] = opts[name]
+    if "length_penalty" in unused:
+        config.pop("early_stopping", None)
+    if opts["seed"] != DEFAULT_DECODE["seed"]:
+        ours["seed"] = opts["seed"]
+    config["do_sample"] = opts["strategy"] == "sample"
+    if config["do_sample"]:
+        config["num_beams"] = 1  # HF's multinomial sampling
     config.pop("_from_model_config", None)  # ours now, not derived from config.json: HF must not rebuild it
     config[OURS] = ours
     try:
@@ -165,12 +180,22 @@ def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
     if not isinstance(config, dict) or not isinstance(config.get(OURS), dict):
         return None
     ours = config[OURS]
-    decode = {name: config.get(field, DEFAULT_DECODE[name]) for name, field in HF_DECODE_FIELDS.items()}
-    if "length_penalty" in ours:
-        decode["length_penalty"] = ours["length_penalty"]
+    strategy = "sample" if config.get("do_sample") else "beam"
+    beam_size = ours.get("beam_size", DEFAULT_DECODE["beam_size"]) if strategy == "sample" else config.get("num_beams")
+    unused = _hf_unused(strategy, beam_size)
+    decode = {name: ours.get(name, DEFAULT_DECODE[name]) if name in unused else config.get(field, DEFAULT_DECODE[name])
+              for name, field in HF_DECODE_FIELDS.items()}
     decode = {k: (DEFAULT_DECODE[k] if v is None else v) for k, v in decode.items()}
+    decode.update(strategy=strategy, seed=ours.get("seed", DEFAULT_DECODE["seed"]))
     max_source_len = ours.get("max_source_len")
     return decode, (int(max_source_len) if max_source_len else None)
+
+
+def _hf_unused(strategy: str, beam_size: int | None) -> set[str]:
+    """Our options that Hugging Face's generation mode for these settings ignores or refuses."""
+    if strategy == "sample":
+        return {"beam_size", *BEAM_ONLY}
+    return {*SAMPLE_ONLY, *(BEAM_ONLY if beam_size == 1 else ())}
 
 
 # ----------------------------------------------------------------------------- reading checkpoints

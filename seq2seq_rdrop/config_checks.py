@@ -27,7 +27,14 @@ METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu")  # metrics.METRIC_NAMES
 KEEP = ("best", "last")  # training.KEEP
 PRECISIONS = ("fp32", "bf16")  # training.PRECISIONS
 REPLACE_SOURCES = ("sequence", "vocab")  # regularizers.random_replace.SOURCES
-DECODE_KEYS = ("beam_size", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "num_return", "use_cache")
+PASSES = ("doubled", "twice", "auto")  # regularizers.rdrop.PASSES
+DECODE_KEYS = ("beam_size", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "num_return", "use_cache",
+               "strategy", "temperature", "top_k", "top_p", "seed", "beam_groups", "diversity_penalty",
+               "repetition_penalty")  # generation.DEFAULT_DECODE (asserted equal in tests)
+STRATEGIES = ("beam", "sample")  # decoding.SEARCHES
+# decoding option -> (lowest, highest or None, lowest excluded): the numbers it may take
+DECODE_NUMBERS = {"temperature": (0.0, None, True), "top_p": (0.0, 1.0, True), "diversity_penalty": (0.0, None, False),
+                  "repetition_penalty": (0.0, None, True)}
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _UNSET = object()
 
@@ -136,21 +143,24 @@ class _Checker:
 
 def check_decode(opts: dict, prefix: str = "decode.") -> dict:
     """The decoding options `opts` (all of DECODE_KEYS) against their allowed values."""
-    for key in ("beam_size", "max_len", "min_len", "no_repeat_ngram", "num_return"):
+    if opts["strategy"] not in STRATEGIES:
+        raise ConfigError(f"{prefix}strategy={show(opts['strategy'])}: allowed values are {', '.join(STRATEGIES)}")
+    for key in ("beam_size", "max_len", "min_len", "no_repeat_ngram", "num_return", "top_k", "seed", "beam_groups"):
         value = opts[key]
         if not _is_int(value):
             raise ConfigError(f"{prefix}{key}={show(value)}: an integer is required")
-    for key in ("beam_size", "max_len", "num_return"):
+    for key in ("beam_size", "max_len", "num_return", "beam_groups"):
         if opts[key] < 1:
             raise ConfigError(f"{prefix}{key}={opts[key]}: allowed values are integers >= 1")
-    for key in ("min_len", "no_repeat_ngram"):
+    for key in ("min_len", "no_repeat_ngram", "top_k", "seed"):
         if opts[key] < 0:
             raise ConfigError(f"{prefix}{key}={opts[key]}: allowed values are integers >= 0")
     if opts["beam_size"] > MAX_BEAM_SIZE:
         raise ConfigError(f"{prefix}beam_size={opts['beam_size']}: allowed values are 1 to {MAX_BEAM_SIZE} "
                           "(memory grows with the beam; titles stop improving long before)")
-    if opts["num_return"] > opts["beam_size"]:
-        raise ConfigError(f"{prefix}num_return={opts['num_return']} cannot exceed {prefix}beam_size={opts['beam_size']}")
+    _check_hypotheses_per_abstract(opts, prefix)
+    for key, (low, high, low_open) in DECODE_NUMBERS.items():
+        _check_decode_number(opts, key, prefix, low, high, low_open)
     if opts["min_len"] > opts["max_len"]:
         raise ConfigError(f"{prefix}min_len={opts['min_len']} cannot exceed {prefix}max_len={opts['max_len']}")
     penalty = opts["length_penalty"]
@@ -161,6 +171,33 @@ def check_decode(opts: dict, prefix: str = "decode.") -> dict:
     if not isinstance(opts["use_cache"], bool):
         raise ConfigError(f"{prefix}use_cache={show(opts['use_cache'])}: true or false")
     return opts
+
+
+def _check_hypotheses_per_abstract(opts: dict, prefix: str) -> None:
+    """Beam search returns at most its beams and splits them into equal groups; sampling draws num_return
+    titles side by side, as many as beam search may hold beams (the same memory)."""
+    if opts["strategy"] == "sample":
+        if opts["num_return"] > MAX_BEAM_SIZE:
+            raise ConfigError(f"{prefix}num_return={opts['num_return']}: allowed values are 1 to {MAX_BEAM_SIZE} "
+                              f"samples per abstract")
+        return
+    if opts["num_return"] > opts["beam_size"]:
+        raise ConfigError(f"{prefix}num_return={opts['num_return']} cannot exceed {prefix}beam_size={opts['beam_size']}")
+    if opts["beam_size"] % opts["beam_groups"]:
+        raise ConfigError(f"{prefix}beam_groups={opts['beam_groups']} must divide "
+                          f"{prefix}beam_size={opts['beam_size']} (groups of equal size)")
+
+
+def _check_decode_number(opts: dict, key: str, prefix: str, low: float, high: float | None, low_open: bool) -> None:
+    value = opts[key]
+    ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
+    if ok and (high is None or value <= high):
+        return
+    if high is None:
+        allowed = f"numbers {'>' if low_open else '>='} {low:g}"
+    else:
+        allowed = f"numbers in {'(' if low_open else '['}{low:g}, {high:g}]"
+    raise ConfigError(f"{prefix}{key}={show(value)}: allowed values are {allowed}")
 
 
 def _check_decode_group(check: _Checker, key: str, base: dict | None = None, strict: bool = False) -> dict:
@@ -198,6 +235,7 @@ def validate(cfg) -> None:
     _check_model(check)
     _check_trainer(check)
     _check_regularizer(check, "regularizer")
+    _check_unlabeled(check)
     decode = _check_decode_group(check, "decode")
     check.integer("decode.batch_size", 1)
     decodes = check.get("trainer.final_decodes")
@@ -228,6 +266,7 @@ def _check_data(check: _Checker) -> None:
     check.integer("data.max_target_len", 1)
     check.integer("data.vocab_min_count", 1)
     check.boolean("data.skip_bad_lines")
+    check.text("data.unlabeled_file", null=True)
 
 
 def _check_model(check: _Checker) -> None:
@@ -307,7 +346,23 @@ def _check_regularizer(check: _Checker, key: str) -> None:
     check.number(f"{key}.prob", 0.0, 1.0)
     check.number(f"{key}.example_prob", 0.0, 1.0)
     check.choice(f"{key}.source", REPLACE_SOURCES)
+    check.choice(f"{key}.passes", PASSES)
+    check.number(f"{key}.unlabeled_alpha", 0.0, note=" (the weight of the KL term on unlabelled abstracts)")
+    check.number(f"{key}.self_train", 0.0, note=" (the weight of the CE on pseudo-titles)")
+    check.number(f"{key}.unlabeled_ratio", 0.0, low_open=True, note=" (unlabelled abstracts per labelled pair)")
+    check.integer(f"{key}.pseudo_max_len", 1)
     _check_regularizer(check, f"{key}.inner")
+
+
+def _check_unlabeled(check: _Checker) -> None:
+    """A semi-supervised regularizer (one with `unlabeled_ratio`, itself or wrapped) needs data.unlabeled_file."""
+    key = "regularizer"
+    while isinstance(check.get(key), DictConfig):
+        if check.get(f"{key}.unlabeled_ratio") is not _UNSET and check.get("data.unlabeled_file") in (None, ""):
+            raise ConfigError(f"data.unlabeled_file=null: {key} {show(check.get('regularizer.name'))} is "
+                              "semi-supervised and needs unlabelled abstracts (one per line, or any layout "
+                              "data.train_file may have)")
+        key += ".inner"
 
 
 def _check_pretrain(check: _Checker) -> None:
@@ -325,6 +380,7 @@ def _check_pretrain(check: _Checker) -> None:
     check.number(p + "context_prob", 0.0, 1.0)
     check.integer(p + "heldout", 1)
     check.integer(p + "exclude_last", 0, null=True)
+    check.integer(p + "train_titles", 0, null=True, note=" (null = every training pair's title)")
 
 
 def check_run_decoding(cfg, model, device=None) -> None:

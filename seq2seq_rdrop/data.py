@@ -5,7 +5,7 @@ Layouts (detected from the file's first non-empty line):
 - `tsv3`   : to title<TAB>abstract<TAB>title          (CSL benchmark `ts` task; the first column is a task prefix)
 - `tsv5`   : title<TAB>abstract<TAB>keywords<TAB>discipline<TAB>category   (full CSL release)
 - `jsonl`  : {"title": ..., "abst" | "abstract": ...} per line  (csl_title_public)
-- `text`   : one abstract per line, no title (only for generation input)
+- `text`   : one abstract per line, no title (generation input, data.unlabeled_file)
 """
 from __future__ import annotations
 
@@ -124,6 +124,13 @@ def read_examples(
         raise DataError(f"{path}: no usable examples. {FORMATS_HELP}")
     log.info("%s: %d examples (layout %s)", path, len(examples), layout)
     return examples
+
+
+def read_abstracts(path: str | os.PathLike, skip_bad_lines: bool = False) -> list[str]:
+    """The abstracts of `path` alone (data.unlabeled_file): one per line, or any layout above, whose
+    titles are dropped here, so no title of the file reaches training."""
+    return [e.abstract for e in read_examples(path, skip_bad_lines=skip_bad_lines, require_title=False,
+                                              allow_text=True)]
 
 
 def resolve_data_dir(configured: str | None) -> Path:

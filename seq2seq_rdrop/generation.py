@@ -5,9 +5,12 @@
     gen.generate(["摘要……"], beam_size=3)                    # ["标题"]
     gen.generate(["摘要……"], return_scores=True)              # [("标题", -0.41)]
     gen.generate(["摘要……"], beam_size=4, num_return=2)       # [["标题", "另一个标题"]]
+    gen.generate(["摘要……"], strategy="sample", top_p=0.9, num_return=5, seed=1)   # five sampled titles
+    gen.generate(["摘要……"], beam_size=5, beam_groups=5, diversity_penalty=1.0, num_return=5)  # diverse beams
 
 A score is the hypothesis' length-normalised log-probability, what beam search ranks by
-(sum of token log-probs / length ** length_penalty); higher is better.
+(sum of token log-probs / length ** length_penalty); higher is better. With diversity_penalty or
+repetition_penalty the log-probs summed are the penalised ones (as Hugging Face's sequence scores).
 
 Decoding settings and max_source_len are the checkpoint's own (its generation_config.json: what the
 training run was scored with), unless given; titles keep the abstract's case where their words occur in
@@ -42,8 +45,12 @@ log = logging.getLogger(__name__)
 # installed with the package. conf/decode/beam.yaml mirrors them (plus training's decode.batch_size),
 # conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py asserts that they agree.
 # decode.beam_size is at most config_checks.MAX_BEAM_SIZE (64) and the vocabulary size.
+# The options added with sampling and diverse beam search (issue 17): their defaults are how every run before
+# them decoded (beam search, no penalties), so a checkpoint that does not name them is not warned about.
+LATER_DECODE_DEFAULTS = {"strategy": "beam", "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0,
+                         "beam_groups": 1, "diversity_penalty": 0.0, "repetition_penalty": 1.0}
 DEFAULT_DECODE = {"beam_size": 16, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 3,
-                  "num_return": 1, "use_cache": True}
+                  "num_return": 1, "use_cache": True, **LATER_DECODE_DEFAULTS}
 DEFAULT_MAX_SOURCE_LEN = 128
 DEFAULT_BATCH_SIZE = 32
 
@@ -91,8 +98,8 @@ def checkpoint_settings(path: str | Path) -> CheckpointSettings:
     if saved is not None:
         decode, max_source_len = saved
         defaulted = () if max_source_len else ("max_source_len",)
-        return CheckpointSettings(decode, max_source_len or DEFAULT_MAX_SOURCE_LEN, str(path / "generation_config.json"),
-                                  defaulted)
+        return CheckpointSettings({**DEFAULT_DECODE, **decode}, max_source_len or DEFAULT_MAX_SOURCE_LEN,
+                                  str(path / "generation_config.json"), defaulted)
     candidates = [path / "train_config.yaml"]
     if path.name == "model" and path.parent.name in ("state", ".state.old"):
         candidates.append(path.parent.parent / "config_resolved.yaml")
@@ -108,11 +115,16 @@ def checkpoint_settings(path: str | Path) -> CheckpointSettings:
         if isinstance(run_cfg, dict):
             decode = {k: v for k, v in (run_cfg.get("decode") or {}).items() if k in DEFAULT_DECODE and v is not None}
             max_source_len = (run_cfg.get("data") or {}).get("max_source_len")
-            defaulted = tuple(k for k in DEFAULT_DECODE if k not in decode) + (() if max_source_len else ("max_source_len",))
+            defaulted = _unsaid(decode) + (() if max_source_len else ("max_source_len",))
             return CheckpointSettings({**DEFAULT_DECODE, **decode}, int(max_source_len or DEFAULT_MAX_SOURCE_LEN),
                                       str(config_file), defaulted)
     return CheckpointSettings(dict(DEFAULT_DECODE), DEFAULT_MAX_SOURCE_LEN, "defaults",
-                              (*DEFAULT_DECODE, "max_source_len"))
+                              (*_unsaid({}), "max_source_len"))
+
+
+def _unsaid(decode: dict) -> tuple[str, ...]:
+    """The options a checkpoint's `decode` does not give whose default may differ from how its run decoded."""
+    return tuple(k for k in DEFAULT_DECODE if k not in decode and k not in LATER_DECODE_DEFAULTS)
 
 
 def checkpoint_max_source_len(path: str | Path) -> int | None:
@@ -137,17 +149,20 @@ def warn_about_defaults(path, settings: CheckpointSettings, given: dict) -> None
 
 def check_decode_fits(model, opts: dict, rows: int, source_len: int, device=None,
                       batch_option: str = "batch_size", prefix: str = "decode.") -> None:
-    """Before decoding: decode.beam_size within the vocabulary, and the memory a batch of `rows` abstracts
-    x beams needs (estimate_decode_bytes) within what the device has free. Raises ValueError (one line)."""
+    """Before decoding: decode.beam_size within the vocabulary (beam search), and the memory a batch of `rows`
+    abstracts x beams (or samples) needs (estimate_decode_bytes) within what the device has free. Raises
+    ValueError (one line)."""
+    sampling = opts.get("strategy") == "sample"
+    per_abstract = "num_return" if sampling else "beam_size"  # the hypotheses decoded side by side
     vocab = getattr(model, "vocab_size", None)
-    if vocab and opts["beam_size"] > vocab:
+    if vocab and not sampling and opts["beam_size"] > vocab:
         raise ValueError(f"{prefix}beam_size={opts['beam_size']} exceeds the model's vocabulary of {vocab} tokens")
-    need = estimate_decode_bytes(model, rows * opts["beam_size"], source_len, opts["max_len"])
+    need = estimate_decode_bytes(model, rows * opts[per_abstract], source_len, opts["max_len"])
     free = available_memory(device)
     if free is not None and need > free:
-        raise ValueError(f"decoding {rows} abstract(s) x {prefix}beam_size={opts['beam_size']} at once needs about "
-                         f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available: "
-                         f"lower {batch_option} or {prefix}beam_size")
+        raise ValueError(f"decoding {rows} abstract(s) x {prefix}{per_abstract}={opts[per_abstract]} at once needs "
+                         f"about {need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available: "
+                         f"lower {batch_option} or {prefix}{per_abstract}")
 
 
 def estimate_decode_bytes(model, rows: int, source_len: int, max_len: int) -> int:
@@ -318,12 +333,14 @@ class TitleGenerator:
 
         Each result is a title (str), or a (title, score) pair with return_scores=True; with
         num_return > 1 it is a list of those, best first. Other keyword arguments are decoding
-        options: max_len, min_len, length_penalty, no_repeat_ngram, use_cache (None or left out:
-        the checkpoint's)."""
+        options (None or left out: the checkpoint's): max_len, min_len, length_penalty, no_repeat_ngram,
+        use_cache, repetition_penalty; strategy="sample" with temperature, top_k, top_p, seed (num_return
+        samples, best scored first); beam_groups and diversity_penalty (diverse beam search)."""
         single = isinstance(abstracts, str)
         rows = self.hypotheses([abstracts] if single else abstracts, batch_size=batch_size, progress=progress,
                                keep_case=keep_case, beam_size=beam_size, num_return=num_return, **decode)
-        n_best = decode_options({"beam_size": beam_size, "num_return": num_return}, base=self.decode)["num_return"]
+        n_best = decode_options({**decode, "beam_size": beam_size, "num_return": num_return},
+                                base=self.decode)["num_return"]
         results = []
         for row in rows:
             items = row if return_scores else [title for title, _ in row]

@@ -64,6 +64,14 @@ def score_corpus(references: Sequence[str], predictions: Sequence[str]) -> dict[
     return out
 
 
+def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct-n of a set of texts (Li et al., 2016): distinct character n-gram types / n-gram tokens over all
+    of them, characters as `chars` gives them (a text of k characters holds k - n + 1 n-grams); 0.0 when they
+    hold no n-gram. 1.0: no n-gram occurs twice; m copies of one text score at most 1/m."""
+    grams = [tuple(c[i:i + n]) for c in map(chars, texts) for i in range(len(c) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
 def lead_scores(references: Sequence[str], abstracts: Sequence[str], chars: int = LEAD_CHARS) -> dict[str, float]:
     """Scores of the trivial title "the abstract's first `chars` characters": the floor a model must beat
     (on CSL dev it is ROUGE-L 28.8, as the data README says)."""

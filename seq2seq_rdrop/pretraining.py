@@ -13,7 +13,9 @@ model directory that `train.py model.pretrained=PATH` starts from:
 
 Dev text is never used. The training file's last `exclude_last` pairs (the held-out test split
 of `data.holdout_test`) are left out too. Pretraining chooses its checkpoint on a held-out part
-of the pseudo pairs, never on CSL dev.
+of the pseudo pairs, never on CSL dev. With `train_titles=N` (semi-supervised runs, whose labelled
+pairs are the first N) only the first N training pairs' titles are read: the other titles are
+withheld, also where a copy sits in the title-only file; every training abstract is still used.
 """
 from __future__ import annotations
 
@@ -88,8 +90,9 @@ def gap_sentence_pairs(abstracts: list[str], rng: random.Random, per_abstract: i
 def build_pretraining_pairs(train_examples: list[Example], titles: list[str], seed: int, title_denoise: bool = True,
                             gap_sentence: bool = True, title_copies: int = 1, gap_per_abstract: int = 2,
                             delete_ratio: float = 0.2, shuffle_prob: float = 0.3,
-                            context_prob: float = 0.7) -> list[Example]:
-    """All pseudo pairs, shuffled. `titles` holds title-only text (already filtered against dev)."""
+                            context_prob: float = 0.7, train_titles: int | None = None) -> list[Example]:
+    """All pseudo pairs, shuffled. `titles` holds title-only text (already filtered against dev and the
+    withheld titles); of the training pairs' titles only the first `train_titles` are used (None: all)."""
     if not (title_denoise or gap_sentence):
         raise ValueError("pretrain: enable at least one of pretrain.title_denoise, pretrain.gap_sentence")
     rng = random.Random(seed)
@@ -97,7 +100,7 @@ def build_pretraining_pairs(train_examples: list[Example], titles: list[str], se
     pairs: list[Example] = []
     if title_denoise:
         context = [s for a in abstracts for s in split_sentences(a)]
-        all_titles = titles + [e.title for e in train_examples]
+        all_titles = titles + [e.title for e in train_examples[:train_titles]]
         for _ in range(title_copies):  # each copy draws fresh noise
             pairs += title_denoising_pairs(all_titles, context, rng, delete_ratio, shuffle_prob, context_prob)
     if gap_sentence:
@@ -123,10 +126,13 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
     if pretrain_cfg.exclude_last:
         train_examples = train_examples[: -int(pretrain_cfg.exclude_last)]
-    dev_titles: set[str] = set()
+    unseen_titles: set[str] = set()
     if cfg.data.dev_file and (data_dir / cfg.data.dev_file).is_file():
         dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=True)
-        dev_titles = {e.title for e in dev}
+        unseen_titles = {e.title for e in dev}
+    train_titles = pretrain_cfg.get("train_titles")
+    if train_titles is not None:  # the unlabelled pairs' titles stay unseen, in the title-only file too
+        unseen_titles |= {e.title for e in train_examples[train_titles:]}
     titles: list[str] = []
     if pretrain_cfg.titles_file:
         titles_path = data_dir / pretrain_cfg.titles_file
@@ -134,22 +140,23 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
             raise FileNotFoundError(f"pretrain.titles_file={pretrain_cfg.titles_file}: {titles_path} does not exist "
                                     f"(set pretrain.titles_file=null to pretrain on the training split only)")
         titles = read_lines(titles_path)
-        leaked = [t for t in titles if t in dev_titles]
+        leaked = [t for t in titles if t in unseen_titles]
         if leaked:  # never pretrain on dev text, even if a copy of it sits in the title-only file
-            log.warning("pretrain: dropped %d title(s) that also appear in dev", len(leaked))
-            titles = [t for t in titles if t not in dev_titles]
+            log.warning("pretrain: dropped %d title(s) that also appear in dev (or are withheld: "
+                        "pretrain.train_titles)", len(leaked))
+            titles = [t for t in titles if t not in unseen_titles]
     pairs = build_pretraining_pairs(
         train_examples, titles, seed=cfg.seed, title_denoise=pretrain_cfg.title_denoise,
         gap_sentence=pretrain_cfg.gap_sentence, title_copies=pretrain_cfg.title_copies,
         gap_per_abstract=pretrain_cfg.gap_per_abstract, delete_ratio=pretrain_cfg.delete_ratio,
-        shuffle_prob=pretrain_cfg.shuffle_prob, context_prob=pretrain_cfg.context_prob)
+        shuffle_prob=pretrain_cfg.shuffle_prob, context_prob=pretrain_cfg.context_prob, train_titles=train_titles)
     heldout = min(int(pretrain_cfg.heldout), len(pairs) // 10)
     if heldout < 1:
         raise ValueError(f"pretrain: only {len(pairs)} pseudo pairs, too few to hold any out")
     write_pairs(out_dir / "train.tsv", pairs[heldout:])
     write_pairs(out_dir / "heldout.tsv", pairs[:heldout])
     log.info("pretrain: %d pseudo pairs (%d held out for checkpoint selection) from %d titles and %d abstracts",
-             len(pairs), heldout, len(titles) + len(train_examples), len(train_examples))
+             len(pairs), heldout, len(titles) + len(train_examples[:train_titles]), len(train_examples))
     return out_dir, len(pairs) - heldout, heldout
 
 
@@ -168,7 +175,7 @@ def pretrain(cfg, out_dir) -> dict:
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # exclude_last etc. resolved first
     with open_dict(cfg):
         cfg.data.update(dir=str(data_dir), train_file="train.tsv", dev_file="heldout.tsv", test_file=None,
-                        holdout_test=0)
+                        holdout_test=0, unlabeled_file=None)
     metrics = train(cfg, out_dir)
     if metrics:
         # metrics.json's "dev" is the held-out pseudo pairs here; say so, with what was built

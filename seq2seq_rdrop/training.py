@@ -2,7 +2,8 @@
 below it, in the order they run:
 
     check the options -> load the splits -> build (or resume) the model -> optimisation (AdamW, schedule,
-    EMA) -> steps (batch_schedule, Run.train_step), with dev evaluation every trainer.eval_every steps
+    EMA) -> steps (batch_schedule, the unlabelled abstracts of semi-supervised regularizers from
+    UnlabeledStream, Run.train_step), with dev evaluation every trainer.eval_every steps
     (Run.evaluate_and_keep) -> final metrics of the kept weights (final_metrics, score_kept_weights)
 
 Everything a run writes lands in its output directory:
@@ -35,7 +36,7 @@ from transformers.utils import logging as hf_logging
 from .checkpoints import atomic_write_dir, keep_state_copy, recover_dir, save_model_checkpoint
 from .checkpoints import CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint
 from .config_checks import check_run_decoding, validate
-from .data import read_examples, resolve_data_dir
+from .data import read_abstracts, read_examples, resolve_data_dir
 from .decoding import generate
 from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
 from .encode_cache import encode_training_pairs
@@ -43,6 +44,7 @@ from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
 from .metrics import LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, score_corpus, score_examples
 from .models import Seq2SeqModel, build_model, load_model
+from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
 from .vocab_trim import trim_vocabulary
 
@@ -84,6 +86,7 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     regularizer = instantiate(cfg.regularizer)
     dropout = prepare_model(model, regularizer, cfg.trainer.fast_dropout, device)
     encoded = encode_training_split(cfg, model, tokenizer, splits, write_cache=ctx.is_main)
+    unlabeled = UnlabeledStream.build(cfg, model, tokenizer, splits.unlabeled, regularizer)
     plan = StepPlan.for_examples(len(encoded), cfg.trainer)
 
     forward_model = wrap(model, ctx, device)  # what the regularizer runs: the model itself, or its DDP wrapper
@@ -91,7 +94,8 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     optim = Optimisation.build(model, cfg.trainer, plan.total_steps, deadline)
     state = resume_training(resume_from, optim, cfg.trainer) if resume_from is not None else TrainState()
     run = Run(cfg=cfg, out_dir=out_dir, ctx=ctx, device=device, model=model, forward_model=forward_model,
-              tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state, dev=splits.dev)
+              tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state, dev=splits.dev,
+              unlabeled=unlabeled)
     if ctx.is_main:
         run.open_logs()
     run.fit(encoded, plan)
@@ -134,6 +138,7 @@ class Splits:
     train: list
     dev: list
     test: list | None
+    unlabeled: list[str] | None = None  # data.unlabeled_file: abstracts alone (load_unlabeled)
 
 
 def load_splits(cfg: DictConfig) -> Splits:
@@ -154,13 +159,14 @@ def load_splits(cfg: DictConfig) -> Splits:
     dev_examples = load_split(cfg, data_dir, "dev")
     if dev_examples is None:
         raise ValueError("data.dev_file is required: the best checkpoint is chosen on dev")
+    unlabeled = load_unlabeled(cfg, data_dir, [train_examples, dev_examples, test_examples or []])
     if cfg.data.max_eval_samples and len(dev_examples) > cfg.data.max_eval_samples:
         # a large dev file (e.g. the full CSL release's) would make every evaluation cost minutes of beam search
         log.info("dev: %d pairs in %s; evaluating (and choosing the checkpoint) on its first %d "
                  "(data.max_eval_samples=%d; null = all)", len(dev_examples), cfg.data.dev_file,
                  cfg.data.max_eval_samples, cfg.data.max_eval_samples)
         dev_examples = dev_examples[: cfg.data.max_eval_samples]
-    return Splits(data_dir, train_examples, dev_examples, test_examples)
+    return Splits(data_dir, train_examples, dev_examples, test_examples, unlabeled)
 
 
 def load_split(cfg: DictConfig, data_dir: Path, name: str):
@@ -169,6 +175,24 @@ def load_split(cfg: DictConfig, data_dir: Path, name: str):
     if not file:
         return None
     return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+
+
+def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[str] | None:
+    """The abstracts of data.unlabeled_file (its titles dropped as it is read), less every abstract of the
+    labelled training pairs, dev and test: pointed at the training file with data.max_train_samples=N,
+    these are the abstracts of the pairs after the first N. None when the option is null."""
+    file = cfg.data.get("unlabeled_file")
+    if not file:
+        return None
+    abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+    taken = {e.abstract for split in splits for e in split}
+    kept = [a for a in abstracts if a not in taken]
+    log.info("data.unlabeled_file=%s: %d abstracts, %d of them also in the labelled pairs, dev or test left out",
+             file, len(abstracts), len(abstracts) - len(kept))
+    if not kept:
+        raise ValueError(f"data.unlabeled_file={file}: no abstract left once those of the labelled pairs, "
+                         "dev and test are left out")
+    return kept
 
 
 def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):
@@ -419,6 +443,48 @@ def batch_schedule(n_examples: int, batch_size: int, seed: int, first_step: int,
             step += 1
 
 
+class UnlabeledStream:
+    """The unlabelled abstracts of each step for a semi-supervised regularizer (batch["unlabeled"]):
+    `rows` of them per step, read on through shuffled passes over the pool. A pass's order depends only
+    on (seed, pass), so step s always gets the same abstracts: a resumed run needs no saved state for it
+    (the pseudo-titles are decoded afresh at every step, regularizers/semi_supervised.py)."""
+
+    SEED_OFFSET = 10 ** 9  # pass orders drawn apart from batch_schedule's epoch orders (seed * 1000 + epoch)
+
+    def __init__(self, examples: list, rows: int, seed: int):
+        self.examples, self.rows, self.seed = examples, rows, seed
+        self._orders: dict[int, list[int]] = {}  # the passes in use (at most two per step)
+
+    @classmethod
+    def build(cls, cfg: DictConfig, model, tokenizer, abstracts, regularizer) -> "UnlabeledStream | None":
+        """round(ratio x trainer.batch_size) rows per step, ratio = regularizer.unlabeled_per_labeled();
+        None when the regularizer uses no unlabelled data."""
+        ratio = regularizer.unlabeled_per_labeled()
+        if not ratio:
+            if abstracts:
+                log.info("data.unlabeled_file: not used by regularizer %s", regularizer.name)
+            return None
+        if not abstracts:  # config_checks refuses this first; here for callers that skip validate()
+            raise ValueError(f"regularizer={regularizer.name} needs data.unlabeled_file (abstracts, one per line)")
+        examples = [model.build_example(encode_text(tokenizer, a, cfg.data.max_source_len), None) for a in abstracts]
+        rows = max(1, round(ratio * cfg.trainer.batch_size))
+        log.info("unlabelled abstracts: %d, %d per step with each batch of %d pairs", len(examples), rows,
+                 cfg.trainer.batch_size)
+        return cls(examples, rows, cfg.seed)
+
+    def order(self, n_pass: int) -> list[int]:
+        if n_pass not in self._orders:
+            self._orders = {k: v for k, v in self._orders.items() if k == n_pass - 1}
+            generator = torch.Generator().manual_seed(self.seed * 1000 + n_pass + self.SEED_OFFSET)
+            self._orders[n_pass] = torch.randperm(len(self.examples), generator=generator).tolist()
+        return self._orders[n_pass]
+
+    def batch(self, step: int) -> list:
+        """The encoded abstracts of step `step` (0-based)."""
+        positions = (divmod(i, len(self.examples)) for i in range(step * self.rows, (step + 1) * self.rows))
+        return [self.examples[self.order(n_pass)[index]] for n_pass, index in positions]
+
+
 class Stopwatch:
     """Seconds spent training and evaluating, counted on from a resumed TrainState."""
 
@@ -473,6 +539,7 @@ class Run:
     dev: list
     train_log: CsvLog | None = None  # rank 0 only, from open_logs
     eval_log: CsvLog | None = None
+    unlabeled: UnlabeledStream | None = None  # semi-supervised regularizers only
 
     @property
     def eval_model(self) -> nn.Module:
@@ -481,7 +548,8 @@ class Run:
 
     def open_logs(self) -> None:
         self.train_log = CsvLog(self.out_dir / "train_log.csv",
-                                ["step", "epoch", "lr", "loss", "ce", "kl", "penalty", "seconds"])
+                                ["step", "epoch", "lr", "loss", "ce", "kl", "penalty",
+                                 *(UNLABELED_PARTS if self.unlabeled is not None else ()), "seconds"])
         self.eval_log = CsvLog(self.out_dir / "eval_log.csv", ["step", *METRIC_NAMES, "n", "seconds"])
         for csv_log in (self.train_log, self.eval_log):
             csv_log.drop_after(self.state.step)  # steps a resumed run replays are logged again
@@ -498,7 +566,8 @@ class Run:
         try:
             for epoch, batch_ids in batch_schedule(len(encoded), trainer_cfg.batch_size, self.cfg.seed,
                                                    self.state.step, plan):
-                loss_value, parts = self.train_step([encoded[i] for i in batch_ids], stopwatch)
+                unlabeled = self.unlabeled.batch(self.state.step) if self.unlabeled is not None else None
+                loss_value, parts = self.train_step([encoded[i] for i in batch_ids], stopwatch, unlabeled)
                 step = self.state.step
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}")
@@ -522,10 +591,13 @@ class Run:
         finally:
             bar.close()  # also when a NaN stops the run
 
-    def train_step(self, examples: list, stopwatch: Stopwatch) -> tuple[float, dict]:
-        """One optimiser step on a global batch (this rank's shard of it): (loss, its parts)."""
+    def train_step(self, examples: list, stopwatch: Stopwatch, unlabeled: list | None = None) -> tuple[float, dict]:
+        """One optimiser step on a global batch (this rank's shard of it), with the step's unlabelled
+        abstracts as batch["unlabeled"] when there are any: (loss, its parts)."""
         batch = self.model.collate(self.ctx.shard(examples))
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        if unlabeled:
+            batch[UNLABELED] = {k: v.to(self.device) for k, v in self.model.collate(self.ctx.shard(unlabeled)).items()}
         bf16 = self.cfg.trainer.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, parts = self.regularizer(self.forward_model, batch)
@@ -634,7 +706,8 @@ def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float
                   "dropout": {"hidden": dropout[0], "attention": dropout[1]}},
         "decode": OmegaConf.to_container(cfg.decode, resolve=True),
         "data": {"dir": os.path.relpath(splits.data_dir), "train": len(splits.train), "dev": len(splits.dev),
-                 "test": len(splits.test) if splits.test else 0},
+                 "test": len(splits.test) if splits.test else 0,
+                 **({"unlabeled": len(run.unlabeled.examples)} if run.unlabeled is not None else {})},
         "device": str(run.device),
         "world_size": run.ctx.world_size,
         "precision": cfg.trainer.precision,

@@ -100,9 +100,16 @@ def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_le
     the whole prefix at every step (the reference)."""
     from seq2seq_rdrop.decoding import beam_search
 
-    kw = dict(beam_size=beam_size, max_len=max_len, num_return=beam_size, no_repeat_ngram=2)
-    cached = beam_search(model, src, use_cache=True, **kw)
-    uncached = beam_search(model, src, use_cache=False, **kw)
+    assert_cached_equals_uncached(beam_search, model, src, beam_size=beam_size, max_len=max_len, num_return=beam_size,
+                                  no_repeat_ngram=2)
+
+
+def assert_cached_equals_uncached(search, model, src, **options) -> None:
+    """`search` (beam_search, sample) with the key/value cache returns the same hypotheses and scores as
+    recomputing the whole prefix at every step (the reference)."""
+    cached = search(model, src, use_cache=True, **options)
+    uncached = search(model, src, use_cache=False, **options)
+    assert len(cached) == len(uncached) == src.size(0)
     for hyps_a, hyps_b in zip(cached, uncached):
         assert [h.tokens for h in hyps_a] == [h.tokens for h in hyps_b]
         assert [h.score for h in hyps_a] == pytest.approx([h.score for h in hyps_b], abs=1e-4)

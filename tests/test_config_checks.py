@@ -27,13 +27,16 @@ def every_config(pretrained):
     """(config name, overrides) for every preset, regularizer and model group in conf/."""
     yield "train", []
     yield "pretrain", []
-    for experiment in ("quality", "compare", "compare_strong"):
-        yield "train", [f"+experiment={experiment}", f"model.pretrained={pretrained}"] if experiment == "compare_strong" \
-            else [f"+experiment={experiment}"]
+    for experiment in ("quality", "compare", "compare_strong", "semi_supervised"):
+        yield "train", [f"+experiment={experiment}", f"model.pretrained={pretrained}"] \
+            if experiment in ("compare_strong", "semi_supervised") else [f"+experiment={experiment}"]
     for regularizer in sorted(p.stem for p in (REPO / "conf" / "regularizer").glob("*.yaml")):
-        yield "train", [f"regularizer={regularizer}"]
-        yield "pretrain", [f"regularizer={regularizer}"]
-        yield "train", ["+experiment=quality", f"regularizer={regularizer}"]
+        # a semi-supervised regularizer needs unlabelled abstracts (tests/test_semi_supervised.py)
+        extra = ["data.unlabeled_file=train.tsv"] if "unlabeled_ratio" in \
+            (REPO / "conf" / "regularizer" / f"{regularizer}.yaml").read_text() else []
+        yield "train", [f"regularizer={regularizer}", *extra]
+        yield "pretrain", [f"regularizer={regularizer}", *extra]
+        yield "train", ["+experiment=quality", f"regularizer={regularizer}", *extra]
     for model in sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml")):
         extra = [f"model.pretrained={pretrained}"] if model in ("unilm", "bart") else []
         yield "train", [f"model={model}", *extra]
@@ -61,6 +64,28 @@ def test_the_allowed_values_mirror_the_code():
     assert config_checks.METRICS == METRIC_NAMES
     assert (config_checks.KEEP, config_checks.PRECISIONS) == (training.KEEP, training.PRECISIONS)
     assert config_checks.REPLACE_SOURCES == SOURCES
+
+
+def test_the_decoding_options_mirror_the_code():
+    from seq2seq_rdrop import config_checks
+    from seq2seq_rdrop.decoding import SEARCHES
+    from seq2seq_rdrop.generation import DEFAULT_DECODE
+
+    assert config_checks.DECODE_KEYS == tuple(DEFAULT_DECODE)
+    assert config_checks.STRATEGIES == tuple(SEARCHES)
+
+
+def test_sampling_and_diverse_beam_settings_pass():
+    """Relations between options hold where they matter: samples are not bounded by beam_size, and groups
+    need only divide beam search's beams."""
+    for overrides in (["decode.strategy=sample", "decode.num_return=20", "decode.top_p=0.9", "decode.top_k=50",
+                       "decode.temperature=0.7", "decode.seed=3", "decode.repetition_penalty=1.2"],
+                      ["decode.beam_size=6", "decode.beam_groups=3", "decode.diversity_penalty=0.5",
+                       "decode.num_return=6"],
+                      ["decode.strategy=sample", "decode.beam_groups=3"],
+                      ["+trainer.final_decodes.sampled.strategy=sample",
+                       "+trainer.final_decodes.sampled.num_return=5"]):
+        validate(compose_cfg(overrides))
 
 
 BAD = [
@@ -128,6 +153,25 @@ BAD = [
      "regularizer.inner.alpha=-1: allowed values are numbers >= 0"),
 ]
 
+BAD_DECODE = [  # sampling, diverse beam search, repetition penalty (issue 17)
+    ("decode.strategy=greedy", "decode.strategy='greedy': allowed values are beam, sample"),
+    ("decode.temperature=0", "decode.temperature=0: allowed values are numbers > 0"),
+    ("decode.top_p=0", "decode.top_p=0: allowed values are numbers in (0, 1]"),
+    ("decode.top_p=1.5", "decode.top_p=1.5: allowed values are numbers in (0, 1]"),
+    ("decode.top_k=-1", "decode.top_k=-1: allowed values are integers >= 0"),
+    ("decode.top_k=2.5", "decode.top_k=2.5: an integer is required"),
+    ("decode.seed=-1", "decode.seed=-1: allowed values are integers >= 0"),
+    ("decode.beam_groups=0", "decode.beam_groups=0: allowed values are integers >= 1"),
+    ("decode.beam_groups=3", "decode.beam_groups=3 must divide decode.beam_size=16 (groups of equal size)"),
+    ("decode.diversity_penalty=-1", "decode.diversity_penalty=-1: allowed values are numbers >= 0"),
+    ("decode.repetition_penalty=0", "decode.repetition_penalty=0: allowed values are numbers > 0"),
+    ("decode.repetition_penalty=nan", "decode.repetition_penalty=nan: allowed values are numbers > 0"),
+    ("decode.strategy=sample decode.num_return=65",
+     "decode.num_return=65: allowed values are 1 to 64 samples per abstract"),
+    ("+trainer.final_decodes.sampled.top_p=2",
+     "trainer.final_decodes.sampled.top_p=2: allowed values are numbers in (0, 1]"),
+]
+
 BAD_PRETRAIN = [
     ("pretrain.delete_ratio=1.0", "pretrain.delete_ratio=1.0: allowed values are numbers in [0, 1)"),
     ("pretrain.shuffle_prob=2", "pretrain.shuffle_prob=2: allowed values are numbers in [0, 1]"),
@@ -138,7 +182,7 @@ BAD_PRETRAIN = [
 ]
 
 
-@pytest.mark.parametrize("config,override,message", [("train", o, m) for o, m in BAD]
+@pytest.mark.parametrize("config,override,message", [("train", o, m) for o, m in BAD + BAD_DECODE]
                          + [("pretrain", o, m) for o, m in BAD_PRETRAIN])
 def test_each_out_of_range_option_is_refused_naming_it(config, override, message):
     cfg = compose_cfg(override.split(), config)

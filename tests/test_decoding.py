@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from conftest import assert_cached_beam_search_equals_uncached
-from seq2seq_rdrop.decoding import _banned_tokens, beam_search, greedy_search
+from conftest import assert_cached_beam_search_equals_uncached, assert_cached_equals_uncached
+from seq2seq_rdrop.decoding import (_banned_tokens, _draw, _penalise_repeats, _warp, beam_search, greedy_search,
+                                    sample)
 
 
 def sources(model):
@@ -70,3 +71,165 @@ def test_no_repeat_ngram_blocks_repeats(tiny_unilm):
 def test_num_return_cannot_exceed_beam_size(tiny_unilm):
     with pytest.raises(ValueError, match="num_return"):
         beam_search(tiny_unilm, sources(tiny_unilm), beam_size=2, num_return=3)
+
+
+# ------------------------------------------------------- sampling, diverse beam search, repetition penalty
+
+
+def tiny_model(family: str, tokenizer):
+    """A tiny random UniLM or BART; `_copy`: with the copy head and its prefix-dependent bonuses switched on."""
+    from seq2seq_rdrop.models import BartSeq2Seq, UniLM
+
+    copy = family.endswith("_copy")
+    torch.manual_seed(0)
+    if family.startswith("unilm"):
+        model = UniLM.from_scratch(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                                   max_positions=128, copy=copy, copy_follow=copy, copy_coverage=copy)
+    else:
+        model = BartSeq2Seq.from_scratch(tokenizer, hidden_size=32, encoder_layers=2, decoder_layers=2, num_heads=2,
+                                         ffn_size=64, max_positions=128, copy=copy, copy_follow=copy,
+                                         copy_coverage=copy)
+    if copy:  # bonuses that depend on the title so far: what the cache must carry exactly
+        for bonus in (model.copy_head.follow, model.copy_head.coverage):
+            torch.nn.init.normal_(bonus.weight, std=0.5)
+    return model.eval()
+
+
+FAMILIES = ["unilm", "bart", "unilm_copy", "bart_copy"]
+SAMPLING = dict(num_return=4, max_len=10, temperature=1.3, top_k=20, top_p=0.9, seed=7, no_repeat_ngram=2)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cached_sampling_equals_uncached_with_the_same_seed(tiny_tokenizer, family):
+    model = tiny_model(family, tiny_tokenizer)
+    assert_cached_equals_uncached(sample, model, sources(model), **SAMPLING, repetition_penalty=1.5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cached_diverse_beam_search_equals_uncached(tiny_tokenizer, family):
+    model = tiny_model(family, tiny_tokenizer)
+    assert_cached_equals_uncached(beam_search, model, sources(model), beam_size=6, beam_groups=3,
+                                  diversity_penalty=1.0, num_return=6, max_len=10, no_repeat_ngram=2)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cached_beam_search_with_repetition_penalty_equals_uncached(tiny_tokenizer, family):
+    model = tiny_model(family, tiny_tokenizer)
+    assert_cached_equals_uncached(beam_search, model, sources(model), beam_size=3, num_return=3, max_len=12,
+                                  repetition_penalty=2.0)
+
+
+def test_repetition_penalty_is_hugging_faces_on_the_titles_tokens():
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 30, generator=generator)  # positive and negative, as logits would be
+    title = torch.tensor([[3, 5, 3], [0, 29, 7], [8, 8, 8], [1, 2, 4]])
+    want = RepetitionPenaltyLogitsProcessor(1.7)(title, scores.clone())
+    assert torch.equal(_penalise_repeats(scores, title, 1.7), want)
+    assert torch.equal(_penalise_repeats(scores, title[:, :0], 1.7), scores)  # nothing generated yet
+    assert torch.equal(_penalise_repeats(scores, title, 1.0), scores)
+
+
+def test_sampling_warpers_are_hugging_faces():
+    from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+
+    generator = torch.Generator().manual_seed(0)
+    log_probs = torch.randn(6, 50, generator=generator).log_softmax(-1)
+    for temperature, top_k, top_p in [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.5, 0, 0.8), (1.2, 12, 0.5), (1.0, 1, 0.9)]:
+        hf = LogitsProcessorList([TemperatureLogitsWarper(temperature)]
+                                 + ([TopKLogitsWarper(top_k)] if top_k else [])
+                                 + ([TopPLogitsWarper(top_p)] if top_p < 1 else []))
+        assert torch.equal(_warp(log_probs, temperature, top_k, top_p), hf(None, log_probs.clone()))
+
+
+def test_inverse_transform_draws_each_token_in_proportion_to_its_probability():
+    probs = torch.tensor([[0.5, 0.0, 0.25, 0.125, 0.125]])
+    grid = (torch.arange(64, dtype=torch.float64) + 0.5) / 64  # 64 evenly spread uniform numbers
+    drawn = torch.stack([_draw(probs.log(), u.view(1), 1.0, 0, 1.0, eos_id=0) for u in grid])
+    assert torch.bincount(drawn.view(-1), minlength=5).tolist() == [32, 0, 16, 8, 8]
+    nothing_left = torch.full((1, 5), float("-inf"))
+    assert _draw(nothing_left, grid[:1], 1.0, 0, 1.0, eos_id=3).tolist() == [3]
+
+
+def test_sampling_with_top_k_one_is_greedy_search(tiny_unilm):
+    src = sources(tiny_unilm)
+    greedy = greedy_search(tiny_unilm, src, max_len=12, no_repeat_ngram=2)
+    sampled = sample(tiny_unilm, src, num_return=2, top_k=1, max_len=12, no_repeat_ngram=2)
+    for g, samples in zip(greedy, sampled):
+        assert [h.tokens for h in samples] == [g.tokens, g.tokens]
+        assert [h.score for h in samples] == pytest.approx([g.score, g.score], abs=1e-5)
+
+
+def test_a_seed_gives_an_abstract_the_same_samples_whatever_its_batch(tiny_unilm):
+    src = sources(tiny_unilm)
+    together = sample(tiny_unilm, src, **SAMPLING)
+    for i in range(src.size(0)):
+        alone = tiny_unilm.collate([tiny_unilm.build_example(
+            [t for t in src[i].tolist()[1:] if t != tiny_unilm.pad_id][:-1], None)])["src_ids"]  # no padding now
+        assert [h.tokens for h in sample(tiny_unilm, alone, **SAMPLING)[0]] == [h.tokens for h in together[i]]
+    reversed_batch = sample(tiny_unilm, src.flip(0), **SAMPLING)[::-1]
+    assert [[h.tokens for h in r] for r in reversed_batch] == [[h.tokens for h in r] for r in together]
+    other_seed = sample(tiny_unilm, src, **{**SAMPLING, "seed": 8})
+    assert [[h.tokens for h in r] for r in other_seed] != [[h.tokens for h in r] for r in together]
+    for samples in together:
+        assert [h.score for h in samples] == sorted((h.score for h in samples), reverse=True)
+
+
+def test_diverse_groups_without_penalty_are_copies_of_one_smaller_beam_search(tiny_unilm):
+    """diversity_penalty 0: each of the G groups is the same beam search of beam_size / G beams, so the pooled
+    n-best holds each of that search's titles G times."""
+    src = sources(tiny_unilm)
+    small = beam_search(tiny_unilm, src, beam_size=2, num_return=2, max_len=10)
+    grouped = beam_search(tiny_unilm, src, beam_size=6, beam_groups=3, diversity_penalty=0.0, num_return=6, max_len=10)
+    for one, three in zip(small, grouped):
+        assert sorted(h.tokens for h in three) == sorted(h.tokens for h in one for _ in range(3))
+
+
+@pytest.mark.parametrize("family", ["unilm", "bart"])
+def test_diverse_beam_search_returns_titles_that_start_differently(tiny_tokenizer, family):
+    """A large diversity penalty makes each group avoid the first tokens the groups before it chose: five
+    groups of one beam give five titles with five different first tokens (plain beam search's n-best here
+    shares its first token)."""
+    model = tiny_model(family, tiny_tokenizer)
+    src = sources(model)
+    plain = beam_search(model, src, beam_size=5, num_return=5, max_len=8)
+    diverse = beam_search(model, src, beam_size=5, beam_groups=5, diversity_penalty=100.0, num_return=5, max_len=8)
+    assert any(len({tuple(h.tokens[:1]) for h in hyps}) < 5 for hyps in plain)
+    for hyps in diverse:
+        assert len(hyps) == 5 and len({h.tokens[0] for h in hyps}) == 5
+
+
+def test_beam_groups_must_divide_the_beams(tiny_unilm):
+    with pytest.raises(ValueError, match="beam_groups=4 must divide decode.beam_size=6"):
+        beam_search(tiny_unilm, sources(tiny_unilm), beam_size=6, beam_groups=4)
+
+
+def test_generate_runs_the_search_decode_strategy_names(tiny_unilm, tiny_tokenizer):
+    from seq2seq_rdrop.decoding import generate
+    from seq2seq_rdrop.generation import DEFAULT_DECODE
+
+    abstracts = ["深度学习图像分割", "基于网络的研究方法"]
+    options = {**DEFAULT_DECODE, "strategy": "sample", "num_return": 3, "max_len": 6, "seed": 3}
+    sampled = generate(tiny_unilm, tiny_tokenizer, abstracts, options, progress=False)
+    assert [len(hyps) for hyps in sampled] == [3, 3]
+    one_by_one = [generate(tiny_unilm, tiny_tokenizer, [a], options, batch_size=1, progress=False)[0]
+                  for a in abstracts]
+    assert [[h.tokens for h in r] for r in one_by_one] == [[h.tokens for h in r] for r in sampled]
+
+
+def test_bart_beam_search_with_repetition_penalty_gives_hugging_faces_titles(tiny_tokenizer):
+    """HF's beam search also applies its processors to log-softmaxed scores: same weights, same titles."""
+    from conftest import load_script
+    from seq2seq_rdrop.generation import DEFAULT_DECODE
+
+    bench = load_script("bench_decode", "scripts/bench_decode.py")
+    model = tiny_model("bart", tiny_tokenizer)
+    src = model.collate([model.build_example(list(range(5, 5 + n)), None) for n in (3, 7, 2, 12, 9, 20)])["src_ids"]
+    titles = {}
+    for penalty in (1.0, 3.0):
+        options = {**DEFAULT_DECODE, "beam_size": 3, "max_len": 10, "no_repeat_ngram": 0, "repetition_penalty": penalty}
+        titles[penalty] = bench.ours(model, src, options)
+        assert bench.hf_generate(model, src, bench.hf_generation_config(model, options)) == titles[penalty]
+    assert titles[1.0] != titles[3.0]

@@ -375,8 +375,10 @@ def test_the_checkpoint_carries_its_generation_settings_as_hugging_face_reads_th
     assert (config.num_beams, config.max_new_tokens, config.min_new_tokens, config.no_repeat_ngram_size,
             config.num_return_sequences, config.length_penalty) == (2, MAX_LEN, 1, 0, 1, 1.0)
     assert config.seq2seq_rdrop == {"max_source_len": 40}
+    from seq2seq_rdrop.generation import LATER_DECODE_DEFAULTS  # options the run's config does not name
+
     assert api.decode == {"beam_size": 2, "max_len": MAX_LEN, "min_len": 1, "length_penalty": 1.0,
-                          "no_repeat_ngram": 0, "num_return": 1, "use_cache": True}
+                          "no_repeat_ngram": 0, "num_return": 1, "use_cache": True, **LATER_DECODE_DEFAULTS}
     assert api.max_source_len == 40
 
 
@@ -403,6 +405,30 @@ def test_greedy_settings_round_trip_with_their_length_penalty(tmp_path):
     decode, max_source_len = read_generation_config(tmp_path)
     assert (decode["beam_size"], decode["length_penalty"], decode["no_repeat_ngram"], max_source_len) == (1, 1.5, 2, 128)
     assert GenerationConfig.from_pretrained(tmp_path).num_beams == 1  # HF reads it (it refuses beam-only flags)
+
+
+@pytest.mark.parametrize("decode", [
+    {"strategy": "sample", "num_return": 5, "temperature": 0.7, "top_k": 40, "top_p": 0.9, "seed": 3,
+     "repetition_penalty": 1.2, "beam_size": 8, "length_penalty": 1.5},
+    {"beam_size": 6, "beam_groups": 3, "diversity_penalty": 0.5, "num_return": 6, "repetition_penalty": 1.3},
+    {"beam_size": 1, "temperature": 0.5, "seed": 9},  # greedy: the sampling options only under our key
+])
+def test_sampling_and_diverse_settings_round_trip_under_hugging_faces_names(tmp_path, decode):
+    from transformers import GenerationConfig
+
+    from seq2seq_rdrop.checkpoints import read_generation_config, write_generation_config
+    from seq2seq_rdrop.generation import DEFAULT_DECODE
+
+    write_generation_config(tmp_path, decode, 128)
+    assert read_generation_config(tmp_path) == ({**DEFAULT_DECODE, **decode}, 128)
+    hf = GenerationConfig.from_pretrained(tmp_path)  # HF reads it, in the mode it names
+    sampling = decode.get("strategy") == "sample"
+    assert hf.do_sample is sampling and hf.num_beams == (1 if sampling else decode["beam_size"])
+    assert hf.repetition_penalty == decode.get("repetition_penalty", 1.0)
+    if sampling:
+        assert (hf.temperature, hf.top_k, hf.top_p, hf.num_return_sequences) == (0.7, 40, 0.9, 5)
+    elif decode["beam_size"] > 1:
+        assert (hf.num_beam_groups, hf.diversity_penalty) == (3, 0.5)
 
 
 def test_a_checkpoint_without_settings_warns_naming_the_defaults_it_falls_back_to(ckpt, text_file, tmp_path,

@@ -402,3 +402,70 @@ def test_rerank_nbest_oracle_bounds_every_pick_and_top1_is_beam_search(ckpt, tmp
     abstracts = [line.split("\t")[1] for line in data.read_text(encoding="utf-8").splitlines()]
     titles = TitleGenerator.from_pretrained(ckpt).generate(abstracts, beam_size=3, max_len=MAX_LEN)
     assert rows["top 1 (beam search)"][2] == pytest.approx(score_corpus(refs, titles)["rouge-l"], abs=0.006)
+
+
+# ------------------------------------------------- sampling, diverse beam search, repetition penalty (issue 17)
+
+
+def test_help_lists_every_decoding_option(monkeypatch, capsys):
+    rc, out, _ = run_cli(monkeypatch, capsys, "--help")
+    assert rc == 0
+    for key in DEFAULT_DECODE:
+        assert f"  {key}: null" in out and f"decode.{key}=" in out, key
+
+
+def test_sampled_titles_from_the_command_line_are_the_apis_whatever_the_batch(ckpt, api, tmp_path, monkeypatch,
+                                                                               capsys):
+    abstracts = _abstracts(3, seed=7)
+    (tmp_path / "a.txt").write_text("\n".join(abstracts) + "\n", encoding="utf-8")
+    # 20 samples: more than the checkpoint's 16 beams, which do not bound sampling
+    options = dict(strategy="sample", num_return=20, top_p=0.9, temperature=1.2, seed=5, max_len=MAX_LEN)
+    rc, out, err = run_cli(monkeypatch, capsys, f"checkpoint={ckpt}", f"input={tmp_path / 'a.txt'}", "batch_size=1",
+                           *(f"decode.{k}={v}" for k, v in options.items()))
+    assert rc == 0, err
+    rows = parse_tsv(out)
+    assert [r[0] for r in rows] == [i for i in (1, 2, 3) for _ in range(20)]
+    expected = api.generate(abstracts, return_scores=True, batch_size=3, **options)
+    assert [r[1] for r in rows] == [title for row in expected for title, _ in row]
+    assert all(len({title for title, _ in row}) > 1 for row in expected)
+    assert api.generate(abstracts, **{**options, "seed": 6}) != [[t for t, _ in row] for row in expected]
+
+
+def test_diverse_beams_and_repetition_penalty_through_the_api(api):
+    abstracts = _abstracts(3, seed=8)
+    diverse = api.generate(abstracts, beam_size=4, beam_groups=4, diversity_penalty=50.0, num_return=4, max_len=MAX_LEN)
+    assert all(len(set(titles)) == 4 for titles in diverse)
+    penalised = api.generate(abstracts, beam_size=3, repetition_penalty=1.3, max_len=MAX_LEN)
+    assert len(penalised) == 3 and all(isinstance(t, str) for t in penalised)
+
+
+def test_new_option_errors_name_the_option_in_one_line(ckpt, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a.txt").write_text(_abstracts(1)[0] + "\n", encoding="utf-8")
+    base = [f"checkpoint={ckpt}", f"input={tmp_path / 'a.txt'}"]
+    for extra, message in [
+        (["decode.top_p=1.5"], "error: decode.top_p=1.5: allowed values are numbers in (0, 1]"),
+        (["decode.temperature=0"], "error: decode.temperature=0: allowed values are numbers > 0"),
+        (["decode.strategy=greedy"], "error: decode.strategy='greedy': allowed values are beam, sample"),
+        (["decode.repetition_penalty=-1"], "error: decode.repetition_penalty=-1: allowed values are numbers > 0"),
+        (["decode.beam_groups=3"],
+         "error: decode.beam_groups=3 must divide decode.beam_size=16 (groups of equal size)"),
+    ]:
+        rc, out, err = run_cli(monkeypatch, capsys, *base, *extra)
+        assert (rc, out, err.splitlines()) == (2, "", [message]), extra
+
+
+def test_measure_diversity_reports_each_way_of_getting_n_titles_with_the_oracle_above_the_top_title(ckpt, tmp_path):
+    from conftest import load_script
+
+    measure = load_script("measure_diversity", "scripts/measure_diversity.py")
+    data = tmp_path / "dev.tsv"
+    data.write_text("".join(f"{a[:4]}\t{a}\n" for a in _abstracts(6, seed=9)), encoding="utf-8")
+    out = tmp_path / "diversity.md"
+    assert measure.main([str(ckpt), "--data", str(data), "--n", "3", "--limit", "4", "--max-len", str(MAX_LEN),
+                         "--out", str(out)]) == 0
+    rows = [line.strip(" |").split(" | ") for line in out.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| setting")]
+    assert [r[0].split(":")[0].split(",")[0] for r in rows] == ["beam 3", "diverse beam", "sampling"]
+    assert "(4 pairs), 3 titles per abstract" in out.read_text(encoding="utf-8")
+    for _, distinct, titles, top1, oracle, _ in rows:
+        assert 0 < float(distinct) <= 1 and 1 <= float(titles) <= 3 and float(oracle) >= float(top1)

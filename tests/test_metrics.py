@@ -1,6 +1,6 @@
 import pytest
 
-from seq2seq_rdrop.metrics import chars, score_corpus, score_pair
+from seq2seq_rdrop.metrics import chars, distinct_ngrams, score_corpus, score_pair
 
 
 def test_chinese_characters_are_not_dropped():
@@ -44,3 +44,14 @@ def test_lead_scores_score_the_abstracts_opening_as_the_title():
 
     assert lead_scores(["图像分割"], ["图像分割方法研究"], chars=4)["rouge-l"] == 100.0
     assert lead_scores(["文本检索"], ["图像分割方法研究"], chars=4)["rouge-l"] == 0.0
+
+
+def test_distinct_bigrams_count_types_over_tokens_across_the_titles():
+    assert distinct_ngrams(["基于学习", "图像分割"]) == 1.0  # 3 + 3 bigrams, none shared
+    assert distinct_ngrams(["基于学习", "基于学习"]) == pytest.approx(3 / 6)  # two copies: half
+    assert distinct_ngrams(["abcd", "bcde"]) == pytest.approx(4 / 6)  # ab bc cd | bc cd de
+    assert distinct_ngrams(["aaa"]) == pytest.approx(1 / 2)  # aa twice within one title
+    assert distinct_ngrams(["A b", "ab"]) == pytest.approx(1 / 2)  # characters as the metrics see them
+    assert distinct_ngrams(["图", ""]) == 0.0  # no bigram at all
+    assert distinct_ngrams(["图像分割"] * 5) == pytest.approx(1 / 5)
+    assert distinct_ngrams(["图像分割", "图像识别"], n=1) == pytest.approx(6 / 8)

@@ -72,12 +72,10 @@ def load_state(run_dir: Path) -> dict:
     return torch.load(run_dir / "state" / "trainer_state.pt", weights_only=False)
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path):
-    data = write_data(tmp_path / "data")
-    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    # The uninterrupted reference and the run to kill train side by side.
-    full = start_training(full_dir, data)
-    victim = start_training(killed_dir, data)
+def kill_after_first_state(killed_dir: Path, data_dir: Path, *extra: str) -> int:
+    """Start `train.py` into killed_dir, SIGKILL it as soon as its first state/ is complete, and
+    return the step that state holds."""
+    victim = start_training(killed_dir, data_dir, *extra)
     try:
         state_file = killed_dir / "state" / "trainer_state.pt"  # state/ is swapped in whole: present = complete
         deadline = time.monotonic() + 240
@@ -95,6 +93,15 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert not (killed_dir / "metrics.json").exists(), "the run finished before it could be killed"
     saved_step = load_state(killed_dir)["progress"]["step"]
     assert 0 < saved_step < MAX_STEPS
+    return saved_step
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    data = write_data(tmp_path / "data")
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    # The uninterrupted reference and the run to kill train side by side.
+    full = start_training(full_dir, data)
+    saved_step = kill_after_first_state(killed_dir, data)
 
     resumed = start_training(killed_dir, data, "trainer.resume=true")
     finish(resumed)

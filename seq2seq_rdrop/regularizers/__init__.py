@@ -5,5 +5,7 @@ from .baseline import Baseline
 from .grad_penalty import GradPenalty
 from .random_replace import RandomReplace
 from .rdrop import RDrop
+from .semi_supervised import SemiSupervised
 
-__all__ = ["Regularizer", "Baseline", "RDrop", "RandomReplace", "GradPenalty", "token_cross_entropy"]
+__all__ = ["Regularizer", "Baseline", "RDrop", "RandomReplace", "GradPenalty", "SemiSupervised",
+           "token_cross_entropy"]

@@ -3,6 +3,10 @@
 `parts` holds the loss terms as floats for logging (always `ce`, plus e.g. `kl` or `penalty`).
 A regularizer may wrap another one (`inner`), which is how combinations are written in YAML
 without new code, e.g. random replacement around R-Drop.
+
+The batch holds the labelled pairs' tensors (models/base.py) and, only for a regularizer whose
+`unlabeled_per_labeled()` is above 0, `batch["unlabeled"]`: a dict with the `src_ids` of unlabelled
+abstracts (semi-supervised training, semi_supervised.py). Every other regularizer never sees that key.
 """
 from __future__ import annotations
 
@@ -55,6 +59,12 @@ class Regularizer:
 
     def __call__(self, model, batch) -> tuple[torch.Tensor, dict[str, float]]:
         return self.base_loss(model, batch)
+
+    def unlabeled_per_labeled(self) -> float:
+        """Unlabelled abstracts per labelled pair that the training loop should put in batch["unlabeled"]
+        (a sub-batch of `src_ids` only) for this regularizer or one it wraps; 0: none, the loop reads no
+        unlabelled data. Only semi_supervised.SemiSupervised asks for any."""
+        return self.inner.unlabeled_per_labeled() if self.inner is not None else 0.0
 
     def settings(self) -> dict:
         """What metrics.json records about this regularizer."""

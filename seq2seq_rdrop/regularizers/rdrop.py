@@ -1,16 +1,29 @@
 """R-Drop: each example passes through the model twice with dropout on; the two predicted
 distributions are pulled together by a symmetric KL term.
 
-One forward over the batch duplicated (2B rows), not two calls. The scaling follows the
-reference code of the R-Drop article (the loss CE1 + CE2 + alpha/2 [KL(P2||P1) + KL(P1||P2)]
-divided by 2):  loss = (CE1 + CE2)/2 + alpha/4 [KL(P2||P1) + KL(P1||P2)],
+The scaling follows the reference code of the R-Drop article (the loss CE1 + CE2 + alpha/2
+[KL(P2||P1) + KL(P1||P2)] divided by 2):  loss = (CE1 + CE2)/2 + alpha/4 [KL(P2||P1) + KL(P1||P2)],
 with every term averaged over target tokens (abstract and padding positions masked).
+
+`passes` picks how the two passes run; the loss is the same function of the two dropout masks:
+- `doubled` (the default, what the comparison sweep ran): one forward over the batch duplicated (2B rows);
+- `twice`: two forwards over the B rows (two graphs, one backward);
+- `auto`: `twice` on CPU, `doubled` elsewhere. On CPU the doubled batch's activations (2B rows, the
+  attention's [2B, heads, L, L] probabilities above all) fall out of the caches of a small machine, and
+  issue 17 found one 2B-row pass dearer than two B-row passes at some shapes; on a GPU one launch of
+  kernels twice as large keeps the device busier than two launches (scripts/bench_train.py measures both).
+The executions draw their dropout masks in a different order, so a run with `twice` is not
+bit-identical to one with `doubled`; with the same masks they give the same loss and gradients
+(tests/test_semi_supervised.py).
 """
 from __future__ import annotations
 
 import torch
 
 from .base import Regularizer
+
+PASSES = ("doubled", "twice", "auto")
+DEFAULT_PASSES = "doubled"
 
 
 def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -22,14 +35,31 @@ def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
 
 
+def check_passes(passes: str) -> str:
+    if passes not in PASSES:
+        raise ValueError(f"regularizer.passes={passes!r}: allowed values are {', '.join(PASSES)}")
+    return passes
+
+
+def two_passes(model, batch: dict, passes: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probabilities of two dropout passes over `batch`, run as `passes` says (module docstring)."""
+    if passes == "auto":
+        passes = "twice" if batch["src_ids"].device.type == "cpu" else "doubled"
+    if passes == "twice":
+        return model(batch), model(batch)
+    doubled = {k: torch.cat([v, v], dim=0) for k, v in batch.items()}
+    log_probs_1, log_probs_2 = model(doubled).chunk(2, dim=0)
+    return log_probs_1, log_probs_2
+
+
 class RDrop(Regularizer):
-    def __init__(self, alpha: float = 4.0, **kwargs):
+    def __init__(self, alpha: float = 4.0, passes: str = DEFAULT_PASSES, **kwargs):
         super().__init__(**kwargs)
         self.alpha = alpha
+        self.passes = check_passes(passes)
 
     def __call__(self, model, batch):
-        doubled = {k: torch.cat([v, v], dim=0) for k, v in batch.items()}
-        log_probs_1, log_probs_2 = model(doubled).chunk(2, dim=0)
+        log_probs_1, log_probs_2 = two_passes(model, batch, self.passes)
         ce = (self.cross_entropy(model, log_probs_1, batch) + self.cross_entropy(model, log_probs_2, batch)) / 2
         kl = symmetric_kl(log_probs_1, log_probs_2, batch["tgt_out"] != model.pad_id)
         loss = ce + self.alpha / 4 * kl
