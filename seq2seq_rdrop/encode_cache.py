@@ -85,6 +85,11 @@ def _encode_texts(tokenizer, texts: list[str], max_len: int | None) -> tuple[np.
     for first in range(0, len(texts), CHUNK):
         chunk = texts[first:first + CHUNK]
         if getattr(tokenizer, "is_fast", False):
+            # Fresh copies of the texts (t[:1] + t[1:]: a new str, same characters): the Rust tokenizer
+            # reads a str through its UTF-8 form, which CPython then keeps inside that str for as long as
+            # it lives. Given the examples' own strings, every text would keep a second copy for the whole
+            # run, and encoding slows per pair as the data grows (outputs/benchmarks/README.md, bench_data).
+            chunk = [t[:1] + t[1:] for t in chunk]
             # the same ids as one call per text (encode_text); tests/test_encode_cache.py checks it
             ids = tokenizer(chunk, add_special_tokens=False, return_attention_mask=False,
                             return_token_type_ids=False)["input_ids"]

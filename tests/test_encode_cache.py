@@ -129,6 +129,19 @@ def test_no_cache_dir_encodes_without_writing(setup, tmp_path):
     assert not setup["cache"].exists()
 
 
+def test_encoding_leaves_no_utf8_copy_in_the_examples_strings(setup):
+    """The Rust tokenizer reads a str through its UTF-8 form, which CPython caches in the str (its
+    sys.getsizeof grows by it): the examples' own strings must not keep one (issue 19: ~220 MiB at
+    270k pairs, and encoding slower per pair as the data grew)."""
+    assert setup["tokenizer"].is_fast
+    examples = read_examples(setup["data"])
+    sizes = [(sys.getsizeof(e.abstract), sys.getsizeof(e.title)) for e in examples]
+    encode_training_pairs(setup["model"], setup["tokenizer"], examples, MAX_SRC, MAX_TGT)
+    assert [(sys.getsizeof(e.abstract), sys.getsizeof(e.title)) for e in examples] == sizes
+    setup["tokenizer"]([e.abstract for e in examples], add_special_tokens=False)  # what the test would miss
+    assert [sys.getsizeof(e.abstract) for e in examples] != [a for a, _ in sizes]
+
+
 def test_train_py_second_run_and_resume_read_the_cache(data_dir, tmp_path):
     """Through train.py: the first run encodes, a resume of it and a second run read the cache, and the
     second run's numbers are the first one's."""
