@@ -28,6 +28,7 @@ data/csl, else ../shared/data/csl); --limit N keeps its first N pairs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     examples = [e for e in read_examples(data) if e.title][:args.limit]
     abstracts, references = [e.abstract for e in examples], [e.title for e in examples]
     generator = TitleGenerator.from_pretrained(args.checkpoint, max_len=args.max_len)
-    lines = [f"checkpoint `{args.checkpoint}`, data `{data}` ({len(examples)} pairs), {args.n} titles per abstract; "
+    lines = [f"checkpoint `{args.checkpoint}`, data `{os.path.relpath(data)}` ({len(examples)} pairs), {args.n} titles per abstract; "
              f"max_len {generator.decode['max_len']}, other decoding options the checkpoint's: no_repeat_ngram "
              f"{generator.decode['no_repeat_ngram']}, length_penalty {generator.decode['length_penalty']}", "",
              f"| {' | '.join(COLUMNS)} |", f"|{'---|' * len(COLUMNS)}"]

@@ -1,7 +1,6 @@
 """Markdown score tables of the decoding scripts (scripts/sweep_decoding.py, scripts/rerank_nbest.py)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from .metrics import METRIC_NAMES
@@ -12,10 +11,16 @@ def mean_cells(runs: list[dict]) -> str:
     return " | ".join(f"{sum(r[m] for r in runs) / len(runs):.2f}" for m in METRIC_NAMES)
 
 
-def finish_report(lines: list[str], out: str | None) -> int:
-    """Print the table and, with `out`, write it there below the command that made it; return exit status 0."""
+def finish_report(lines: list[str], out: str | None, device: str = "cpu") -> int:
+    """Print the table and, with `out`, write it there below the command, date and machine that made it;
+    return exit status 0."""
+    import torch
+
+    from .machine import machine_lines
+
     report = "\n".join(lines) + "\n"
     print("\n" + report)
     if out:
-        Path(out).write_text(f"command: `python {' '.join(sys.argv)}`\n\n" + report, encoding="utf-8")
+        header = "".join(f"- {line}\n" for line in machine_lines(torch.device(device)))
+        Path(out).write_text(header + "\n" + report, encoding="utf-8")
     return 0
