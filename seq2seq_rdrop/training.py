@@ -709,6 +709,7 @@ def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float
                  "test": len(splits.test) if splits.test else 0,
                  **({"unlabeled": len(run.unlabeled.examples)} if run.unlabeled is not None else {})},
         "device": str(run.device),
+        "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bits across thread counts
         "world_size": run.ctx.world_size,
         "precision": cfg.trainer.precision,
         "ema_decay": cfg.trainer.ema_decay,

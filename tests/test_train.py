@@ -43,6 +43,7 @@ def test_run_writes_metrics_predictions_checkpoint_and_logs(finished_run):
     # recorded, not timed: six tiny steps can take well under a millisecond on a fast machine
     assert isinstance(metrics["train_seconds"], float) and metrics["train_seconds"] >= 0
     assert metrics["regularizer"]["name"] == "baseline" and metrics["fast_dropout"] is True
+    assert metrics["torch_threads"] == 1  # TINY sets trainer.num_threads=1: recorded, since CPU sums depend on it
     for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "train_config.yaml"):
         assert (out / "checkpoint" / name).is_file(), name
     assert (out / ".hydra" / "config.yaml").is_file()
