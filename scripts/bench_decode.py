@@ -41,6 +41,7 @@ for decoding cost (the longest prefixes), which the report states.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -327,7 +328,7 @@ def main(argv=None) -> int:
             del model
 
     header += [
-        f"data: first {n} abstracts of {data_dir / cfg.data.dev_file}, cut to data.max_source_len="
+        f"data: first {n} abstracts of {os.path.relpath(data_dir / cfg.data.dev_file)}, cut to data.max_source_len="
         f"{cfg.data.max_source_len} tokens, sorted by length, batches of "
         f"{args.batch_size or cfg.decode.batch_size}",
         *decode_lines(cfg, args.modes),
