@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, load_script
 from test_regularizers import ce_by_hand, compose_train, kl_by_hand, make_batch, tiny_model, tok, wrap_forward  # noqa: F401
-from test_resume import MAX_STEPS, TINY, finish, kill_after_first_state, start_training, write_data
+from test_resume import TINY, finish, kill_after_first_state, start_training, write_data
 from seq2seq_rdrop.config_checks import PASSES, ConfigError, validate
 from seq2seq_rdrop.decoding import greedy_search
 from seq2seq_rdrop.regularizers import Baseline, RDrop, SemiSupervised
@@ -288,6 +288,7 @@ def write_semi_data(root: Path, poison: str | None = None) -> Path:
 
 SEMI_RUN = ["regularizer=rdrop_semi", "data.unlabeled_file=unlabelled.tsv", "data.max_train_samples=24",
             "regularizer.unlabeled_ratio=0.5"]
+SEMI_STEPS = 12  # resume test: states every 5 steps (test_resume.TINY), killed after the first
 
 
 def test_unlabelled_titles_never_reach_the_loss(tmp_path):
@@ -334,9 +335,10 @@ def test_a_killed_semi_supervised_run_resumes_to_the_same_result_and_logs_kl_unl
     steps are those of the uninterrupted run."""
     data = write_semi_data(tmp_path / "data")
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    full = start_training(full_dir, data, *SEMI_RUN)
-    saved_step = kill_after_first_state(killed_dir, data, *SEMI_RUN)
-    finish(start_training(killed_dir, data, *SEMI_RUN, "trainer.resume=true"))
+    run = [*SEMI_RUN, f"trainer.max_steps={SEMI_STEPS}", f"trainer.eval_every={SEMI_STEPS}"]
+    full = start_training(full_dir, data, *run)
+    saved_step = kill_after_first_state(killed_dir, data, *run)
+    finish(start_training(killed_dir, data, *run, "trainer.resume=true"))
     finish(full)
     assert f"at step {saved_step}" in (killed_dir / "train.log").read_text()
 
@@ -351,7 +353,7 @@ def test_a_killed_semi_supervised_run_resumes_to_the_same_result_and_logs_kl_unl
     assert without_seconds(logged) == without_seconds((full_dir / "train_log.csv").read_text())
     header, *rows = logged.splitlines()
     kl_u = [float(row.split(",")[header.split(",").index("kl_unlabeled")]) for row in rows]
-    assert len(kl_u) == MAX_STEPS and all(v > 0 for v in kl_u)
+    assert len(kl_u) == SEMI_STEPS and all(v > 0 for v in kl_u)
 
 
 # --------------------------------------------------------------------------- pretraining and the driver
