@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+EXPERIMENT = "compare_strong"
 REGULARIZERS = ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop")
 RUN_FILES = ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv")
 DIAGNOSTICS_FILE = "diagnostics.json"
@@ -53,7 +54,7 @@ def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = ()) -> Path | N
 
 
 def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str],
-              diagnostics: bool = True, experiment: str = "compare_strong") -> bool:
+              diagnostics: bool = True, experiment: str = EXPERIMENT) -> bool:
     name = f"{regularizer}_seed{seed}"
     out, kept = work / name, report / "runs" / name
     if not (kept / "metrics.json").is_file():
@@ -96,27 +97,41 @@ def build_report(report: Path, *options: str) -> int:
     return subprocess.run([sys.executable, "scripts/compare.py", str(report), *options], cwd=REPO).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def sweep_arguments(argv, experiment: str, names_option: str, names, description: str):
+    """(args, train.py overrides) of a sweep driver: --seeds, the names to fine-tune with, --work-dir and
+    --report-dir (relative to the repository where possible: they end up in the committed metrics.json),
+    --no-diagnostics. Changes into the repository, whose relative paths the runs read."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--regularizers", nargs="+", default=list(REGULARIZERS))
-    parser.add_argument("--work-dir", default="outputs/sweeps/compare_strong", help="weights and full run dirs")
-    parser.add_argument("--report-dir", default="outputs/reports/compare_strong", help="committed run files + report")
+    parser.add_argument(names_option, dest="names", nargs="+", default=list(names), help="conf/regularizer names")
+    parser.add_argument("--work-dir", default=f"outputs/sweeps/{experiment}", help="weights and full run dirs")
+    parser.add_argument("--report-dir", default=f"outputs/reports/{experiment}", help="committed run files + report")
     parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
                         help="fine-tune only; a later run without this flag adds the missing diagnostics")
     args, overrides = parser.parse_known_args(argv)
-    os.chdir(REPO)  # the runs' relative paths (work dir, checkpoints) are read from here
-    # paths relative to the repository where possible: they end up in the committed metrics.json
-    work, report = _relative(Path(args.work_dir)), _relative(Path(args.report_dir))
+    os.chdir(REPO)
+    args.work_dir, args.report_dir = _relative(Path(args.work_dir)), _relative(Path(args.report_dir))
+    return args, overrides
+
+
+def run_sweep(args, overrides: list[str], experiment: str, pretrain_overrides: tuple[str, ...] = ()) -> int:
+    """Per seed one pretraining, then every name fine-tuned from it; the number of failed runs."""
     failures = 0
     for seed in args.seeds:
-        checkpoint = pretrain(work, seed)
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides)
         if checkpoint is None:
             failures += 1
             continue
-        for regularizer in args.regularizers:
-            failures += not fine_tune(work, report, regularizer, seed, checkpoint, overrides, args.diagnostics)
-    return 1 if failures or build_report(report) else 0
+        for name in args.names:
+            failures += not fine_tune(args.work_dir, args.report_dir, name, seed, checkpoint, overrides,
+                                      args.diagnostics, experiment=experiment)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, overrides = sweep_arguments(argv, EXPERIMENT, "--regularizers", REGULARIZERS, __doc__)
+    failures = run_sweep(args, overrides, EXPERIMENT)
+    return 1 if failures or build_report(args.report_dir) else 0
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ under the report's title, is written once with this set-up (edit it freely after
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -77,28 +75,11 @@ def write_notes(report: Path, labeled: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="conf/regularizer names")
-    parser.add_argument("--work-dir", default=f"outputs/sweeps/{EXPERIMENT}", help="weights and full run dirs")
-    parser.add_argument("--report-dir", default=f"outputs/reports/{EXPERIMENT}", help="committed run files + report")
-    parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
-                        help="fine-tune only; a later run without this flag adds the missing diagnostics")
-    args, overrides = parser.parse_known_args(argv)
-    os.chdir(REPO)  # the runs' relative paths (work dir, checkpoints) are read from here
-    work, report = run_comparison._relative(Path(args.work_dir)), run_comparison._relative(Path(args.report_dir))
+    args, overrides = run_comparison.sweep_arguments(argv, EXPERIMENT, "--rows", ROWS, __doc__)
     labeled = labeled_pairs(overrides)
-    write_notes(report, labeled)
-    failures = 0
-    for seed in args.seeds:
-        checkpoint = run_comparison.pretrain(work, seed, pretrain_overrides(overrides, labeled))
-        if checkpoint is None:
-            failures += 1
-            continue
-        for row in args.rows:
-            failures += not run_comparison.fine_tune(work, report, row, seed, checkpoint, overrides, args.diagnostics,
-                                                     experiment=EXPERIMENT)
-    return 1 if failures or run_comparison.build_report(report, "--baseline", REFERENCE) else 0
+    write_notes(args.report_dir, labeled)
+    failures = run_comparison.run_sweep(args, overrides, EXPERIMENT, pretrain_overrides(overrides, labeled))
+    return 1 if failures or run_comparison.build_report(args.report_dir, "--baseline", REFERENCE) else 0
 
 
 if __name__ == "__main__":
