@@ -85,9 +85,15 @@ def _normalise(log_prob: float, length: int, length_penalty: float) -> float:
 
 def _row_by_row(model, src_ids, rows_per_abstract, pick, max_len, min_len, no_repeat_ngram, length_penalty,
                 repetition_penalty, use_cache) -> list[Hypothesis]:
-    """Each of `rows_per_abstract` rows per abstract extends its own title by the token `pick(log_probs, step)`
-    chooses ([rows] ids from the processed log-probs [rows, V]) until the end token or max_len.
-    Row b * rows_per_abstract + n is title n of abstract b."""
+    """Each of `rows_per_abstract` rows per abstract extends its own title by the token
+    `pick(log_probs, step, batch)` chooses (ids [len(batch)] from the processed log-probs [len(batch), V];
+    `batch`: the titles its rows write) until the end token or max_len. Row b * rows_per_abstract + n is title n of
+    abstract b.
+
+    Rows that have emitted the end token leave the batch (`DecodeState.reorder` to the rows still
+    decoding) once they are a quarter of it, so a step costs about what the titles still being written need,
+    not the longest title of the batch (Hugging Face `generate` keeps finished rows in the batch until the
+    last one ends); leaving in groups bounds the cost of moving the caches."""
     state, log_probs = model.start(src_ids, use_cache=use_cache)
     if rows_per_abstract > 1:
         expand = torch.arange(src_ids.size(0), device=src_ids.device).repeat_interleave(rows_per_abstract)
@@ -96,22 +102,27 @@ def _row_by_row(model, src_ids, rows_per_abstract, pick, max_len, min_len, no_re
     tokens: list[list[int]] = [[] for _ in range(rows)]
     totals = [0.0] * rows
     ended = [False] * rows
+    batch = list(range(rows))  # the title each row of `state` and `log_probs` writes
     for step in range(max_len):
-        log_probs = _constrain(log_probs, step, model, min_len, tokens, no_repeat_ngram)
+        log_probs = _constrain(log_probs, step, model, min_len, [tokens[r] for r in batch], no_repeat_ngram)
         log_probs = _penalise_repeats(log_probs, state.prefix, repetition_penalty)
-        chosen = pick(log_probs, step)
+        chosen = pick(log_probs, step, batch)
         chosen_lp = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
-        for r, (token, lp) in enumerate(zip(chosen.tolist(), chosen_lp)):
+        for r, token, lp in zip(batch, chosen.tolist(), chosen_lp):
             if ended[r]:
-                continue
+                continue  # a finished row still in the batch: its token is unused
             totals[r] += lp
             if token == model.eos_id:
                 ended[r] = True
             else:
                 tokens[r].append(token)
-        if all(ended):
+        decoding = [i for i, r in enumerate(batch) if not ended[r]]
+        if not decoding or step + 1 == max_len:
             break
-        state, log_probs = model.step(state, chosen)  # ended rows run on (shapes stay); their tokens are unused
+        if len(decoding) <= 0.75 * len(batch):
+            keep = torch.tensor(decoding, device=chosen.device)
+            state, chosen, batch = state.reorder(keep), chosen.index_select(0, keep), [batch[i] for i in decoding]
+        state, log_probs = model.step(state, chosen)
     return [Hypothesis(t, _normalise(s, len(t) + int(e), length_penalty), s) for t, s, e in zip(tokens, totals, ended)]
 
 
@@ -119,8 +130,8 @@ def _row_by_row(model, src_ids, rows_per_abstract, pick, max_len, min_len, no_re
 def greedy_search(model, src_ids, max_len=32, min_len=1, no_repeat_ngram=0, length_penalty=1.0,
                   repetition_penalty=1.0, use_cache=True) -> list[Hypothesis]:
     """The most likely token at every step, until the end token or max_len."""
-    return _row_by_row(model, src_ids, 1, lambda log_probs, step: log_probs.argmax(dim=-1), max_len, min_len,
-                       no_repeat_ngram, length_penalty, repetition_penalty, use_cache)
+    return _row_by_row(model, src_ids, 1, lambda log_probs, step, batch: log_probs.argmax(dim=-1), max_len,
+                       min_len, no_repeat_ngram, length_penalty, repetition_penalty, use_cache)
 
 
 @torch.no_grad()
@@ -138,8 +149,8 @@ def sample(model, src_ids, num_return=1, max_len=32, min_len=1, length_penalty=1
     it stands in the input, and with the cache or without (up to float rounding at an interval's edge)."""
     uniforms = _uniforms(src_ids, model.pad_id, num_return, max_len, seed).to(src_ids.device)
 
-    def draw(log_probs, step):
-        return _draw(log_probs, uniforms[:, step], temperature, top_k, top_p, model.eos_id)
+    def draw(log_probs, step, batch):
+        return _draw(log_probs, uniforms[batch, step], temperature, top_k, top_p, model.eos_id)
 
     hyps = _row_by_row(model, src_ids, num_return, draw, max_len, min_len, no_repeat_ngram, length_penalty,
                        repetition_penalty, use_cache)

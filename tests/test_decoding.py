@@ -153,6 +153,48 @@ def test_inverse_transform_draws_each_token_in_proportion_to_its_probability():
     assert _draw(nothing_left, grid[:1], 1.0, 0, 1.0, eos_id=3).tolist() == [3]
 
 
+def ending_at_different_steps(model, monkeypatch) -> list[int]:
+    """The model with its end token's log-prob raised by 3 (before, as after, a row's title ends), so rows end
+    at different steps; returns the list that receives the number of rows of every step."""
+    rows_per_step = []
+    start, step = model.start, model.step
+
+    def bonus(log_probs):
+        return log_probs.index_add(1, torch.tensor([model.eos_id]), torch.full((log_probs.size(0), 1), 3.0))
+
+    def started(src_ids, use_cache=True):
+        state, log_probs = start(src_ids, use_cache=use_cache)
+        return state, bonus(log_probs)
+
+    def stepped(state, tokens):
+        rows_per_step.append(tokens.size(0))
+        state, log_probs = step(state, tokens)
+        return state, bonus(log_probs)
+
+    monkeypatch.setattr(model, "start", started)
+    monkeypatch.setattr(model, "step", stepped)
+    return rows_per_step
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_finished_rows_leave_the_batch_and_the_others_decode_as_if_alone(tiny_tokenizer, family, monkeypatch):
+    model = tiny_model(family, tiny_tokenizer)
+    rows_per_step = ending_at_different_steps(model, monkeypatch)
+    src = sources(model)
+    options = dict(max_len=12, no_repeat_ngram=2, repetition_penalty=1.5)
+    greedy = greedy_search(model, src, **options)
+    rows_per_step.clear()
+    sampled = sample(model, src, **SAMPLING | options)
+    assert rows_per_step == sorted(rows_per_step, reverse=True) and rows_per_step[-1] < rows_per_step[0]
+    lengths = {len(h.tokens) for samples in sampled for h in samples}
+    assert len(lengths) > 2 and max(lengths) < 12  # rows ended, at different steps
+    for i in range(src.size(0)):
+        alone = src[i:i + 1, : int((src[i] != model.pad_id).sum())]
+        assert greedy_search(model, alone, **options)[0].tokens == greedy[i].tokens
+        assert [h.tokens for h in sample(model, alone, **SAMPLING | options)[0]] == [h.tokens for h in sampled[i]]
+    assert_cached_equals_uncached(sample, model, src, **SAMPLING | options)
+
+
 def test_sampling_with_top_k_one_is_greedy_search(tiny_unilm):
     src = sources(tiny_unilm)
     greedy = greedy_search(tiny_unilm, src, max_len=12, no_repeat_ngram=2)
