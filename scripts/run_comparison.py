@@ -86,9 +86,11 @@ def diagnose(out: Path, kept: Path) -> None:
 
 
 def _relative(path: Path) -> Path:
-    absolute = path if path.is_absolute() else REPO / path
+    """`path` relative to the repository when it lies inside it, symbolic links left as they are (a work
+    dir linked to a bigger disk stays outputs/sweeps/...), so that no machine path reaches the run files."""
+    absolute = Path(os.path.normpath(path if path.is_absolute() else REPO / path))
     try:
-        return absolute.resolve().relative_to(REPO.resolve())
+        return absolute.relative_to(REPO)
     except ValueError:
         return absolute
 

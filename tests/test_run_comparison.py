@@ -73,3 +73,17 @@ def test_no_diagnostics_defers_them_to_a_later_rerun(driver, tmp_path):
     module.main(args)
     assert [c[0] for c in calls] == ["scripts/diagnose.py"]  # the fine-tune is not repeated
     assert (tmp_path / "r" / "runs" / "baseline_seed0" / "diagnostics.json").is_file()
+
+
+def test_a_work_dir_reached_through_a_symbolic_link_stays_a_repository_path(driver, tmp_path, monkeypatch):
+    """No machine path in the run files: outputs/sweeps linked to another disk is still passed on as
+    outputs/sweeps/..., not as the link's target."""
+    module, _ = driver
+    repo, disk = tmp_path / "repo", tmp_path / "disk"
+    (repo / "outputs").mkdir(parents=True)
+    disk.mkdir()
+    (repo / "outputs" / "sweeps").symlink_to(disk, target_is_directory=True)
+    monkeypatch.setattr(module, "REPO", repo)
+    assert module._relative(Path("outputs/sweeps/semi_supervised")) == Path("outputs/sweeps/semi_supervised")
+    assert module._relative(repo / "outputs/sweeps/x/../semi") == Path("outputs/sweeps/semi")
+    assert module._relative(tmp_path / "elsewhere") == tmp_path / "elsewhere"
