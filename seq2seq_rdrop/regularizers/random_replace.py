@@ -8,7 +8,7 @@ is replaced with probability `prob` 0.3, and the replacement is drawn from the e
 sequence, uniformly over its positions (abstract and title; `source: sequence`). One departure: the
 special tokens ([CLS], [SEP], padding) are left out of the draw, where the reference code may draw
 [CLS] or [SEP] (about 3 of ~200 positions). `source: vocab` draws uniformly from the non-special
-vocabulary instead (conf/regularizer/random_replace_vocab.yaml, the quality preset's setting).
+vocabulary instead (conf/regularizer/random_replace_vocab.yaml, the setting the quality preset was first tuned with).
 """
 from __future__ import annotations
 
