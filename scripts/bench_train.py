@@ -126,15 +126,14 @@ def load_batches(cfg, model, tokenizer, train_examples, batch_size: int, n_batch
 
 
 def unlabeled_batch(model, batches: list[dict], i: int, rows: int) -> dict:
-    """batch["unlabeled"] of step i for a semi-supervised regularizer: `rows` abstracts taken from the
-    batches after batch i (their titles dropped), as training's UnlabeledStream gives other abstracts."""
-    abstracts = []
+    """batch["unlabeled"] of step i for a semi-supervised regularizer: the `src_ids` of `rows` abstracts from
+    the batches after batch i (their titles left out), as training's UnlabeledStream gives other abstracts."""
+    sources = []
     for later in range(i + 1, i + 1 + len(batches)):
-        for src in batches[later % len(batches)]["src_ids"].tolist():
-            abstracts.append(model.build_example([t for t in src[1:] if t != model.pad_id][:-1], None))
-        if len(abstracts) >= rows:
+        sources += [row[row != model.pad_id].tolist() for row in batches[later % len(batches)]["src_ids"]]
+        if len(sources) >= rows:
             break
-    return {"src_ids": model.collate(abstracts[:rows])["src_ids"]}
+    return model.collate([(src, None, None) for src in sources[:rows]])
 
 
 def train_step(model, regularizer, optimizer, batch, max_grad_norm: float) -> float:
@@ -294,13 +293,12 @@ def main(argv=None) -> int:
         unlabeled_rows = {n: round(r.unlabeled_per_labeled() * batch_size) for n, r in regularizers.items()}
         for i in range(n_steps):
             labelled = {k: v.to(device) for k, v in batches[i].items()}
+            unlabeled = {rows: {k: v.to(device) for k, v in unlabeled_batch(model, batches, i, rows).items()}
+                         for rows in set(unlabeled_rows.values()) if rows}
             rot = i % len(names)
             for name in names[rot:] + names[:rot]:
                 reg = regularizers[name]
-                batch = labelled
-                if unlabeled_rows[name]:
-                    unlabeled = unlabeled_batch(model, batches, i, unlabeled_rows[name])
-                    batch = {**labelled, "unlabeled": {k: v.to(device) for k, v in unlabeled.items()}}
+                batch = {**labelled, "unlabeled": unlabeled[unlabeled_rows[name]]} if unlabeled_rows[name] else labelled
                 use_fast_dropout(model, fast[name])
                 model.set_dropout(*own_dropout)
                 reg.apply_dropout(model)
