@@ -1,3 +1,5 @@
+import inspect
+
 import torch
 
 import pytest
@@ -66,6 +68,17 @@ def test_cached_steps_equal_the_full_forward(tiny_unilm):
     for j in range(3):
         state, log_probs = model.step(state, batch["tgt_in"][:, j])
         assert torch.allclose(log_probs, full[:, j + 1], atol=1e-5)
+
+
+def test_cache_keyword_is_one_the_installed_transformers_layers_take():
+    """Both families pass their cache under CACHE_KEYWORD; a layer given a name it does not know would
+    ignore the cache silently (transformers renamed past_key_values to cache within 5.x)."""
+    from transformers.models.bart.modeling_bart import BartDecoder
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    from seq2seq_rdrop.models.base import CACHE_KEYWORD
+    for forward in (BertLayer.forward, BartDecoder.forward):
+        assert CACHE_KEYWORD in inspect.signature(forward).parameters
 
 
 def test_lm_head_is_tied_to_the_input_embeddings(tiny_unilm):

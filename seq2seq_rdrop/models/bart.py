@@ -27,7 +27,7 @@ from torch import nn
 from transformers import BartConfig, BartForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-from .base import DecodeState, Seq2SeqModel, never_generated
+from .base import CACHE_KEYWORD, DecodeState, Seq2SeqModel, never_generated
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class BartSeq2Seq(Seq2SeqModel):
     def _decode(self, tgt_ids, src_hidden, src_mask, cache=None) -> torch.Tensor:
         embeds = self.input_embeddings()(tgt_ids)
         return self.bart.model.decoder(inputs_embeds=embeds, encoder_hidden_states=src_hidden,
-                                       encoder_attention_mask=src_mask, cache=cache,
+                                       encoder_attention_mask=src_mask, **{CACHE_KEYWORD: cache},
                                        use_cache=cache is not None).last_hidden_state
 
     def _log_probs(self, hidden, src_hidden, src_ids, fed_ids) -> torch.Tensor:

@@ -11,11 +11,13 @@ slower, but the reference that the cached path must equal.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.models.bert.modeling_bert import BertLayer
 from transformers.utils import logging as hf_logging
 
 from ..tokenizer import load_tokenizer
@@ -24,6 +26,10 @@ from .copy_head import CopyHead, load_copy_head, save_copy_head
 hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing model shards" bars at every checkpoint
 
 MODEL_CONFIG_KEY = "seq2seq_rdrop"  # our own settings, stored inside the HF config.json
+# The keyword under which Hugging Face layers take a key/value cache: transformers renamed
+# `past_key_values` to `cache` within 5.x (5.17 has the old name, 5.24 the new one) and a layer
+# given the other name ignores it silently, so the installed version decides.
+CACHE_KEYWORD = "cache" if "cache" in inspect.signature(BertLayer.forward).parameters else "past_key_values"
 
 
 class KVCache:

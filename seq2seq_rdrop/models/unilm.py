@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 
-from .base import DecodeState, KVCache, Seq2SeqModel, never_generated
+from .base import CACHE_KEYWORD, DecodeState, KVCache, Seq2SeqModel, never_generated
 
 
 def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -84,7 +84,7 @@ class UniLM(Seq2SeqModel):
         hidden = embeddings(input_ids=ids, token_type_ids=segments, position_ids=positions)
         mask = _additive(allowed, hidden.dtype)
         for layer in self.bert.bert.encoder.layer:
-            hidden = layer(hidden, mask, cache=cache)
+            hidden = layer(hidden, mask, **{CACHE_KEYWORD: cache})
         return hidden
 
     def _log_probs(self, hidden, src_hidden, src_ids, fed_ids) -> torch.Tensor:
