@@ -60,6 +60,9 @@ PUBLISHED_NAME = {"baseline": "baseline", "random_replace": "random replacement"
 
 MISSING = "missing (no run directory)"
 UNFINISHED = "unfinished (no metrics.json)"
+CUT_OFF = ("final evaluation cut off: dev scores of the final weights from eval_log.csv (main decoding, "
+           "2 decimals); no per-example scores (left out of the bootstrap), no other decodings")
+FROM_EVAL_LOG = "from_eval_log"  # the key that marks metrics read back from eval_log.csv
 
 
 class CompareError(RuntimeError):
@@ -172,11 +175,31 @@ def discover_runs(root: Path) -> list[Run]:
         if any(a in d.parents for a in accepted):
             continue
         accepted.append(d)
-        metrics = _load_json(d / "metrics.json") if (d / "metrics.json").is_file() else None
+        metrics = _load_json(d / "metrics.json") if (d / "metrics.json").is_file() else metrics_from_eval_log(d)
         reg, seed = _run_identity(d, metrics)
         runs.append(Run(path=d, regularizer=reg, seed=seed, metrics=metrics))
     runs.sort(key=lambda r: _natural_key(r.path))
     return runs
+
+
+def metrics_from_eval_log(run_dir: Path) -> dict | None:
+    """The dev scores of a run stopped after its last optimizer step but before metrics.json (during
+    its final decodings): with trainer.keep=last the final weights were scored on dev with the main
+    decoding at step trainer.max_steps, and eval_log.csv holds that row. None unless all of this is
+    so (a config_resolved.yaml or .hydra/config.yaml says keep=last and max_steps; eval_log.csv
+    reaches it). The scores carry 2 decimals; the run is listed as cut off (CUT_OFF)."""
+    config_file = next((f for f in (run_dir / "config_resolved.yaml", run_dir / ".hydra" / "config.yaml")
+                        if f.is_file()), None)
+    trainer = ((_load_yaml(config_file) if config_file else None) or {}).get("trainer") or {}
+    if trainer.get("keep") != "last" or not trainer.get("max_steps") or not (run_dir / "eval_log.csv").is_file():
+        return None
+    last_rows = {int(float(r["step"])): r for r in read_csv_rows(run_dir / "eval_log.csv")}
+    final = last_rows.get(int(trainer["max_steps"]))
+    if final is None:
+        return None
+    return {"dev": {**{m: float(final[m]) for m in METRIC_NAMES}, "n": int(final["n"])},
+            "total_steps": int(trainer["max_steps"]), "kept": "last", FROM_EVAL_LOG: True,
+            "decode": _load_yaml(config_file).get("decode")}
 
 
 def _sweep_values(override_strings, key: str):
@@ -510,7 +533,9 @@ def find_problems(runs, scored, exp_regs, exp_seeds, split, root) -> list[Proble
     problems = [Problem(r.regularizer, r.seed, UNFINISHED, relative(r.path, root)) for r in runs if r.metrics is None]
     for (reg, seed), run in scored.items():
         where = relative(run.path, root)
-        if split_scores(run.metrics, split, "main") is None:
+        if run.metrics.get(FROM_EVAL_LOG):
+            problems.append(Problem(reg, seed, CUT_OFF if split == "dev" else f"{CUT_OFF}; no {split} scores", where))
+        elif split_scores(run.metrics, split, "main") is None:
             problems.append(Problem(reg, seed, f"metrics.json has no {split} scores (left out)", where))
         elif "main" not in example_scores(run, split):
             problems.append(Problem(reg, seed, f"no per-example {split} scores (left out of the bootstrap)", where))
@@ -636,7 +661,7 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
         "grid": (exp_regs, exp_seeds, grid_status(exp_regs, exp_seeds, problems)),
         "problems": problems, "notes": notes, "setup": setup_facts(finished),
         "warnings": consistency_warnings(scored, split, decodes, root),
-        "n_runs": (len(finished), len(runs)),
+        "n_runs": (len(finished), len(runs), sum(bool(r.metrics.get(FROM_EVAL_LOG)) for r in finished)),
     }
 
 
@@ -787,14 +812,16 @@ def md_header(report: dict) -> list[str]:
     except ValueError:
         where = "this directory"
     labels = "; ".join(f"{d} = {report['labels'][d]}" for d in report["decodes"])
-    finished, found = report["n_runs"]
+    finished, found, cut_off = report["n_runs"]
     lines = ["# Regularizer comparison", ""]
     if report["notes_md"]:
         lines += [report["notes_md"], ""]
     return lines + [
         "## How these numbers were made", "",
         f"- Built by `python scripts/compare.py` from the run files in {where}; paths below are relative to it.",
-        f"- Runs: {finished} finished of {found} run directories; the grid at the end lists what is missing.",
+        f"- Runs: {finished} finished of {found} run directories"
+        + (f" ({cut_off} of them cut off in their final evaluation, scored from eval_log.csv)" if cut_off else "")
+        + "; the grid at the end lists what is missing.",
         f"- Split: **{report['split']}**. Scores are those of {kept_text(setup)}.",
         f"- Decodings: {labels}. Total optimizer steps per run: {_json_list(setup['total_steps'])}.",
         f"- Data: {_json_list(setup['data'])}.",

@@ -289,6 +289,35 @@ def test_missing_and_unfinished_runs_are_listed_in_the_grid(tmp_path):
     assert compare.MISSING in rows["rdrop"]["missing_or_unfinished"]
 
 
+def cut_off_run(root: Path, reg: str, seed: int, keep="last", last_step=300, rouge_l=41.5) -> None:
+    """A run dir as a run killed during its final decodings leaves it: config, logs, no metrics.json."""
+    d = root / "runs" / f"{reg}_seed{seed}"
+    d.mkdir(parents=True)
+    (d / "config_resolved.yaml").write_text(yaml.safe_dump({"trainer": {"keep": keep, "max_steps": 300},
+                                                            "decode": {"beam_size": 1}}), encoding="utf-8")
+    (d / "eval_log.csv").write_text("step,rouge-1,rouge-2,rouge-l,bleu,n,seconds\n50,30,20,28.0,10,12,1.0\n"
+                                    f"{last_step},44.25,30.5,{rouge_l},20.75,12,1.0\n", encoding="utf-8")
+
+
+def test_a_run_cut_off_in_its_final_decodings_scores_from_its_eval_log(tmp_path):
+    """keep=last and eval_log.csv at max_steps: the final weights' dev scores are that row, the run counts
+    as a seed (no bootstrap) and is listed as cut off. Stopped earlier, or keep=best: still unfinished."""
+    rng = np.random.default_rng(11)
+    for s in (0, 1, 2, 3):
+        make_run(tmp_path, "baseline", s, _per_example(rng))
+    cut_off_run(tmp_path, "rdrop", 0, rouge_l=41.5)
+    cut_off_run(tmp_path, "rdrop", 1, rouge_l=43.5)
+    cut_off_run(tmp_path, "rdrop", 2, last_step=250)
+    cut_off_run(tmp_path, "rdrop", 3, keep="best")
+    rows = build(tmp_path)
+    assert rows["rdrop"]["n_seeds"] == "2" and rows["rdrop"]["main_bootstrap_seeds"] == ""  # no seed paired
+    assert float(rows["rdrop"]["main_rouge-l_mean"]) == pytest.approx(42.5)
+    assert float(rows["rdrop"]["main_bleu_mean"]) == pytest.approx(20.75)
+    section = (tmp_path / "comparison.md").read_text(encoding="utf-8").split("## Runs: regularizer × seed", 1)[1]
+    assert "| rdrop | ok* | ok* | unfinished | unfinished |" in section
+    assert f"| rdrop | 0 | {compare.CUT_OFF} | `runs/rdrop_seed0` |" in section
+
+
 def test_markdown_copies_notes_and_names_the_method(tmp_path):
     """notes.md appears verbatim under the title; the method names the split, n-boot, the decodings,
     the final weights and the seed-pooled resampling."""
