@@ -725,7 +725,8 @@ def score_kept_weights(cfg, out_dir: Path, tokenizer, device, dev_examples, test
     predictions_dev = [line.split("\t", 1)[1] for line in
                        (out_dir / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()]
     per_example = {"dev": {"main": score_examples([e.title for e in dev_examples], predictions_dev)}}
-    decodes = OmegaConf.to_container(cfg.trainer.final_decodes, resolve=True) or {}
+    final_decodes = cfg.trainer.final_decodes  # null: none
+    decodes = OmegaConf.to_container(final_decodes, resolve=True) if final_decodes else {}
     if not test_examples and not decodes:
         _write_example_scores(out_dir, per_example)
         return

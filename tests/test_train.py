@@ -140,6 +140,16 @@ def test_bf16_autocast_option_trains(data_dir, tmp_path):
     assert metrics["precision"] == "bf16" and metrics["dev"]["n"] == 8
 
 
+def test_final_decodes_null_means_the_main_decoding_only(data_dir, tmp_path):
+    """trainer.final_decodes=null (e.g. to drop a preset's beam 16) is accepted and, like {}, adds no
+    decoding: metrics.json and example_scores.json hold the main one alone."""
+    out = tmp_path / "no_final_decodes"
+    run_train([f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.final_decodes=null", "trainer.save_every=0",
+               f"hydra.run.dir={out}", *TINY])
+    assert "decodes" not in json.loads((out / "metrics.json").read_text())
+    assert list(json.loads((out / "example_scores.json").read_text())["dev"]) == ["main"]
+
+
 def test_max_minutes_stops_after_a_last_evaluation(data_dir, tmp_path):
     out = tmp_path / "budget"
     run_train([f"data.dir={data_dir}", "trainer.max_steps=1000", "trainer.max_minutes=0.0001",
