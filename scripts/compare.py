@@ -190,7 +190,8 @@ def metrics_from_eval_log(run_dir: Path) -> dict | None:
     reaches it). The scores carry 2 decimals; the run is listed as cut off (CUT_OFF)."""
     config_file = next((f for f in (run_dir / "config_resolved.yaml", run_dir / ".hydra" / "config.yaml")
                         if f.is_file()), None)
-    trainer = ((_load_yaml(config_file) if config_file else None) or {}).get("trainer") or {}
+    config = (_load_yaml(config_file) if config_file else None) or {}
+    trainer = config.get("trainer") or {}
     if trainer.get("keep") != "last" or not trainer.get("max_steps") or not (run_dir / "eval_log.csv").is_file():
         return None
     last_rows = {int(float(r["step"])): r for r in read_csv_rows(run_dir / "eval_log.csv")}
@@ -199,7 +200,7 @@ def metrics_from_eval_log(run_dir: Path) -> dict | None:
         return None
     return {"dev": {**{m: float(final[m]) for m in METRIC_NAMES}, "n": int(final["n"])},
             "total_steps": int(trainer["max_steps"]), "kept": "last", FROM_EVAL_LOG: True,
-            "decode": _load_yaml(config_file).get("decode")}
+            "decode": config.get("decode")}
 
 
 def _sweep_values(override_strings, key: str):
