@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -403,7 +404,7 @@ class TrainState:
 
 def resume_training(resume_from: Path, optim: Optimisation, trainer_cfg: DictConfig) -> TrainState:
     """Optimiser, schedule, EMA, TrainState and random states as state/ saved them."""
-    saved = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+    saved = load_trainer_state(resume_from / "trainer_state.pt")
     optim.load_state_dict(saved, resume_from, trainer_cfg.ema_decay)
     state = TrainState.from_dict(saved["progress"])
     _set_rng_state(saved["rng"])
@@ -411,8 +412,33 @@ def resume_training(resume_from: Path, optim: Optimisation, trainer_cfg: DictCon
     return state
 
 
+# What an older trainer_state.pt may hold beyond tensors and plain containers: numpy's random state was
+# saved as an array. These are the types torch's own documentation allows for numpy arrays; nothing else
+# in a state file is ever turned into an object (weights_only=True: a planted pickle payload is refused).
+_NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+                        getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
+
+
+def load_trainer_state(path: Path) -> dict:
+    """trainer_state.pt as data: tensors, numbers, strings and containers only. A file that holds anything
+    else (an object to build, code to run) is refused with a one-line error naming it."""
+    try:
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
+            saved = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: refused, it holds more than tensors and plain values ({first})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable trainer state ({type(e).__name__}: {e})") from None
+    if not isinstance(saved, dict) or not {"optimizer", "scheduler", "progress", "rng"} <= saved.keys():
+        raise CheckpointError(f"{path}: not a trainer state (expected optimizer, scheduler, progress and rng)")
+    return saved
+
+
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    numpy_state = np.random.get_state()  # (name, uint32 keys, pos, has_gauss, cached): keys stored as a list
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": (numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:])}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -420,7 +446,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

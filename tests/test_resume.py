@@ -67,9 +67,9 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def load_state(run_dir: Path) -> dict:
-    import torch
+    from seq2seq_rdrop.training import load_trainer_state
 
-    return torch.load(run_dir / "state" / "trainer_state.pt", weights_only=False)
+    return load_trainer_state(run_dir / "state" / "trainer_state.pt")
 
 
 def kill_after_first_state(killed_dir: Path, data_dir: Path, *extra: str) -> int:
@@ -194,3 +194,56 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_state(tmp_path, 
         model = load_model(check_checkpoint_dir(path))
         assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not list(run_dir.glob(".*.tmp-*")), "a half-written directory was left behind"
+
+
+class _Payload:
+    """Unpickling this runs os.system: what a hostile trainer_state.pt would carry."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_payload_in_a_state_file_is_refused_and_runs_nothing(tmp_path):
+    import torch
+
+    from seq2seq_rdrop.checkpoints import CheckpointError
+    from seq2seq_rdrop.training import load_trainer_state
+
+    marker = tmp_path / "payload_ran"
+    state_file = tmp_path / "trainer_state.pt"
+    torch.save({"optimizer": {}, "scheduler": {}, "progress": {}, "rng": _Payload(marker)}, state_file)
+    with pytest.raises(CheckpointError, match="trainer_state.pt: refused") as refused:
+        load_trainer_state(state_file)
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+def test_random_states_round_trip_through_a_weights_only_state_file(tmp_path):
+    """The python, numpy and torch random streams continue identically after a save and a safe load."""
+    import numpy as np
+    import torch
+
+    from seq2seq_rdrop.training import _rng_state, _set_rng_state, load_trainer_state
+
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    torch.save({"optimizer": {}, "scheduler": {}, "progress": {}, "rng": _rng_state()}, tmp_path / "s.pt")
+    expected = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    random.seed(2), np.random.seed(2), torch.manual_seed(2)
+    _set_rng_state(load_trainer_state(tmp_path / "s.pt")["rng"])
+    assert (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()) == expected
+
+
+def test_a_state_saved_with_numpy_arrays_still_loads(tmp_path):
+    """trainer_state.pt files written before the states were stored as lists hold numpy's key array."""
+    import numpy as np
+    import torch
+
+    from seq2seq_rdrop.training import load_trainer_state
+
+    old = {"optimizer": {}, "scheduler": {}, "progress": {}, "rng": {"numpy": np.random.get_state()}}
+    torch.save(old, tmp_path / "old.pt")
+    loaded = load_trainer_state(tmp_path / "old.pt")["rng"]["numpy"]
+    assert np.array_equal(loaded[1], old["rng"]["numpy"][1])
