@@ -43,7 +43,9 @@ from seq2seq_rdrop.metrics import METRIC_NAMES, score_examples
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 METRIC_LABELS = {"rouge-1": "R-1", "rouge-2": "R-2", "rouge-l": "R-L", "bleu": "BLEU"}
-PREFERRED_ORDER = ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop")
+PREFERRED_ORDER = ("baseline", "baseline_dropout03", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop",
+                   "rdrop_random_replace")
+FINAL = "final"  # decodings of the final weights when a validation split chose the kept ones: final, final_<name>
 OUTPUT_NAMES = ("comparison.md", "comparison.csv", "comparison.png", "curves.png")
 RUN_DIR_NAME = re.compile(r"^(?P<regularizer>.+)_seed(?P<seed>-?\d+)$")
 
@@ -304,9 +306,21 @@ def example_scores(run: Run, split: str) -> dict:
 
 
 def split_scores(metrics: dict, split: str, decode: str) -> dict | None:
-    """Corpus scores of one split and decoding from metrics.json, None when absent."""
+    """Corpus scores of one split and decoding from metrics.json, None when absent. Decodings named final and
+    final_<name> are the final weights' (metrics["final"], runs whose kept step was chosen on validation)."""
+    if decode == FINAL or decode.startswith(FINAL + "_"):
+        metrics, decode = metrics.get(FINAL) or {}, decode[len(FINAL) + 1:] or "main"
     scores = metrics.get(split) if decode == "main" else (metrics.get("decodes", {}).get(decode) or {}).get(split)
     return scores if isinstance(scores, dict) else None
+
+
+def decodings_of(metrics: dict) -> set[str]:
+    """The decoding names a run's metrics.json holds besides main: trainer.final_decodes entries, and the final
+    weights' (final, final_<name>) when a validation split chose the kept step."""
+    names = set(metrics.get("decodes", {}))
+    if isinstance(metrics.get(FINAL), dict):
+        names |= {FINAL} | {f"{FINAL}_{d}" for d in metrics[FINAL].get("decodes", {})}
+    return names
 
 
 # --------------------------------------------------------------------------- curves
@@ -393,6 +407,39 @@ def paired_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
     return {"delta": float(diffs.mean(axis=1).mean()), "ci_low": float(lo), "ci_high": float(hi), "p_value": p}
 
 
+def hierarchical_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Two-way paired bootstrap that counts training runs as a source of variance. diffs: (seeds, examples),
+    regularizer minus baseline per paired seed. Each resample draws the seeds with replacement and the example
+    indices with replacement, one draw of examples for all drawn seeds: every seed is scored on the same
+    examples, so an example that favours one side tends to do so in every seed, and drawing examples anew per
+    seed would average that away. Its statistic is the mean over the drawn seeds of the mean per-example
+    difference. With one seed it is the example bootstrap. Δ, CI and p as paired_bootstrap."""
+    diffs = np.atleast_2d(np.asarray(diffs, dtype=float))
+    n_seeds, n = diffs.shape
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // max(n * n_seeds, 1))
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        seeds = rng.integers(0, n_seeds, size=(k, n_seeds))
+        examples = rng.integers(0, n, size=(k, 1, n))
+        boot[start: start + k] = diffs[seeds[:, :, None], examples].mean(axis=2).mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    p = min(1.0, 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
+    return {"delta": float(diffs.mean(axis=1).mean()), "ci_low": float(lo), "ci_high": float(hi), "p_value": p}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of m p-values (family-wise error): the k-th smallest is multiplied by
+    m - k + 1, then made non-decreasing in that order and capped at 1. NaNs stay NaN and do not count."""
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not _nan(p))
+    adjusted, running = [math.nan] * len(p_values), 0.0
+    for k, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - k) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def paired_differences(reg: str, baseline: str, scored: dict, split: str, decode: str):
     """(paired seeds, (seeds, examples) array of per-example ROUGE-L differences reg - baseline)."""
     def usable(name):
@@ -417,14 +464,29 @@ def paired_differences(reg: str, baseline: str, scored: dict, split: str, decode
 
 
 def bootstrap_against_baseline(reg, baseline, scored, split, decode, n_boot, seed) -> dict:
-    out = {"seeds": [], "n_examples": math.nan, "delta": math.nan, "ci_low": math.nan,
-           "ci_high": math.nan, "p_value": math.nan}
+    """Δ R-L against the baseline: the hierarchical bootstrap (seeds, then examples) carries delta, ci_*
+    and p_value; "examples_only" holds the seed-pooled example bootstrap; "per_seed" each seed's Δ.
+    p_holm is filled in by holm_over_report."""
+    nan_boot = {"delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+    out = {"seeds": [], "n_examples": math.nan, **nan_boot, "p_holm": math.nan, "examples_only": nan_boot,
+           "per_seed": []}
     if reg == baseline:
         return out
     seeds, diffs = paired_differences(reg, baseline, scored, split, decode)
     if diffs is None or diffs.shape[1] == 0:
         return out
-    return {**out, **paired_bootstrap(diffs, n_boot, seed), "seeds": seeds, "n_examples": int(diffs.shape[1])}
+    return {**out, **hierarchical_bootstrap(diffs, n_boot, seed), "seeds": seeds, "n_examples": int(diffs.shape[1]),
+            "examples_only": paired_bootstrap(diffs, n_boot, seed),
+            "per_seed": [float(d) for d in diffs.mean(axis=1)]}
+
+
+def holm_over_report(rows: list[dict], decodes: list[str]) -> int:
+    """Holm-adjusted p of every comparison in the report (each regularizer against the baseline, each
+    decoding), written into its boot's p_holm; returns the number of comparisons adjusted for."""
+    boots = [row["boot"][d] for row in rows for d in decodes if not _nan(row["boot"][d]["p_value"])]
+    for boot, adjusted in zip(boots, holm([b["p_value"] for b in boots])):
+        boot["p_holm"] = adjusted
+    return len(boots)
 
 
 # --------------------------------------------------------------------------- cost and equal time
@@ -520,7 +582,12 @@ def relative(path: Path, root: Path) -> str:
 
 
 def decode_label(decode: str, runs: list[Run]) -> str:
-    """'greedy' / 'beam 4' for the main decoding (metrics["decode"]), the overrides for the others."""
+    """'greedy' / 'beam 4' for the main decoding (metrics["decode"]), the overrides for the others; the final
+    weights' decodings say so."""
+    if decode == FINAL or decode.startswith(FINAL + "_"):
+        finals = [Run(r.path, r.regularizer, r.seed, {**r.metrics[FINAL], "decode": r.metrics.get("decode")})
+                  for r in runs if isinstance(r.metrics.get(FINAL), dict)]
+        return "final weights, " + decode_label(decode[len(FINAL) + 1:] or "main", finals)
     if decode == "main":
         beams = sorted({int((r.metrics.get("decode") or {}).get("beam_size", 0)) for r in runs} - {0})
         return "greedy" if beams == [1] else ("beam " + "/".join(map(str, beams)) if beams else "main")
@@ -639,7 +706,7 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
     exp_regs, exp_seeds, notes = expected_grid(root, runs)
     regs = order_regularizers({r for r, _ in scored} | set(exp_regs))
     finished = [scored[k] for k in sorted(scored, key=lambda k: (regs.index(k[0]), _seed_key(k[1])))]
-    decodes = ["main"] + sorted({d for r in finished for d in r.metrics.get("decodes", {})
+    decodes = ["main"] + sorted({d for r in finished for d in decodings_of(r.metrics)
                                  if split_scores(r.metrics, split, d) is not None})
     if decode not in decodes:
         raise CompareError(f"--decode {decode}: no run has {split} scores for it (found: {', '.join(decodes)})")
@@ -653,10 +720,11 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
     problems = find_problems(runs, scored, exp_regs, exp_seeds, split, root)
     if baseline not in {r for r, _ in scored}:
         notes.append(f"Baseline '{baseline}' has no finished run: no Δ, time ratio or equal-time point.")
+    rows = [regularizer_row(reg, runs_of, scored, ctx) for reg in regs]
     return {
         **ctx, "root": root, "plot_decode": decode, "bench": bench, "notes_md": load_notes(root),
         "labels": {d: decode_label(d, finished) for d in decodes},
-        "rows": [regularizer_row(reg, runs_of, scored, ctx) for reg in regs],
+        "rows": rows, "n_comparisons": holm_over_report(rows, decodes),
         "curves": {reg: [c for c in (eval_curve(r) for r in runs_of(reg)) if c is not None] for reg in regs},
         "minutes": {reg: minutes_per_run(runs_of(reg), ctx["cost"][reg]) for reg in regs},
         "grid": (exp_regs, exp_seeds, grid_status(exp_regs, exp_seeds, problems)),
@@ -712,7 +780,12 @@ def _p_text(p, n_boot) -> str:
 def _delta_text(boot, n_boot) -> str:
     if _nan(boot["delta"]):
         return "n/a"
-    return f"{boot['delta']:+.2f} [{boot['ci_low']:+.2f}, {boot['ci_high']:+.2f}], p {_p_text(boot['p_value'], n_boot)}"
+    return (f"{boot['delta']:+.2f} [{boot['ci_low']:+.2f}, {boot['ci_high']:+.2f}], p {_p_text(boot['p_value'], n_boot)}"
+            f" (Holm {_p_text(boot['p_holm'], n_boot)})")
+
+
+def _ci_text(boot) -> str:
+    return "n/a" if _nan(boot["ci_low"]) else f"[{boot['ci_low']:+.2f}, {boot['ci_high']:+.2f}]"
 
 
 def _cell(text) -> str:
@@ -741,9 +814,13 @@ def csv_record(row: dict, report: dict, diag_names: list[str]) -> dict:
     for d in report["decodes"]:
         rec.update({f"{d}_{m}_{s}": row["scores"][d][m][i] for m in METRIC_NAMES for i, s in enumerate(("mean", "sd"))})
         b = row["boot"][d]
+        e = b["examples_only"]
         rec.update({f"{d}_delta_rouge-l": b["delta"], f"{d}_ci_low": b["ci_low"], f"{d}_ci_high": b["ci_high"],
-                    f"{d}_p_value": b["p_value"], f"{d}_bootstrap_seeds": ";".join(map(str, b["seeds"])),
-                    f"{d}_n_examples": b["n_examples"]})
+                    f"{d}_p_value": b["p_value"], f"{d}_p_holm": b["p_holm"],
+                    f"{d}_examples_only_ci_low": e["ci_low"], f"{d}_examples_only_ci_high": e["ci_high"],
+                    f"{d}_examples_only_p_value": e["p_value"],
+                    f"{d}_per_seed_delta": ";".join(f"{x:.4f}" for x in b["per_seed"]),
+                    f"{d}_bootstrap_seeds": ";".join(map(str, b["seeds"])), f"{d}_n_examples": b["n_examples"]})
     cost, eq, pub = row["cost"], row["equal_time"], row["published"] or {}
     rec.update({"seconds_per_step": cost["sps"], "seconds_per_step_source": cost["source"],
                 "train_time_ratio": cost["ratio"], "equal_time_steps": eq["steps"],
@@ -784,14 +861,19 @@ def method_text(report: dict) -> str:
     return (
         f"Δ R-L is the regularizer's per-example ROUGE-L minus {b}'s on the same {report['split']} examples, "
         f"from each run's example_scores.json (or recomputed from its predictions_{report['split']}*.tsv with "
-        f"seq2seq_rdrop.metrics.score_examples). Seed-pooled paired bootstrap: each seed s pairs the "
-        f"regularizer's run with {b}'s run of seed s; a resample draws example indices with replacement, "
-        f"the same indices for every paired seed, and its statistic is the mean over seeds of the mean "
-        f"per-example difference; {n_boot} resamples (numpy default_rng({seed}), restarted for each "
-        f"regularizer and decoding). Δ is that statistic on all examples; the 95% CI is the 2.5th-97.5th "
-        f"percentile of the resampled statistics; the two-sided p is min(1, 2 × min(share ≤ 0, share ≥ 0)), "
-        f"resolution 1/{n_boot}. Only seeds both have enter, so Δ can differ from the difference of the mean "
-        f"columns. The interval reflects variation over examples; the sd columns show variation over seeds."
+        f"seq2seq_rdrop.metrics.score_examples); each seed s pairs the regularizer's run with {b}'s run of seed s. "
+        f"Intervals and p come from a hierarchical paired bootstrap, which counts the training runs as a source "
+        f"of variance: a resample draws the paired seeds with replacement and the example indices with "
+        f"replacement (one draw for all seeds: every seed is scored on the same examples, whose effects carry "
+        f"across seeds); its statistic is the mean over the drawn seeds of the mean per-example difference. {n_boot} resamples (numpy default_rng({seed}), restarted for each regularizer "
+        f"and decoding). Δ is that statistic on all examples; the 95% CI is the 2.5th-97.5th percentile of the "
+        f"resampled statistics; the two-sided p is min(1, 2 × min(share ≤ 0, share ≥ 0)), resolution 1/{n_boot}. "
+        f"With three seeds the seed level has few distinct resamples, so these intervals are coarse; they are "
+        f"still the honest ones. Holm's step-down adjustment over all {report['n_comparisons']} comparisons of "
+        f"this report (every regularizer against {b}, every decoding) is given beside the raw p. The bootstrap "
+        f"table also keeps the example-only interval (the same example indices for every seed, runs held fixed), "
+        f"which ignores seed variance and is narrower. Only seeds both have enter, so Δ can differ from the "
+        f"difference of the mean columns."
     )
 
 
@@ -890,16 +972,20 @@ def md_scores(report: dict) -> list[str]:
 
 
 def md_bootstrap(report: dict) -> list[str]:
-    header = ["regularizer", "decoding", "paired seeds", "examples", "Δ R-L", "95% CI", "p"]
+    header = ["regularizer", "decoding", "paired seeds", "Δ per seed", "examples", "Δ R-L",
+              "95% CI (seeds × examples)", "p", f"p Holm (m = {report['n_comparisons']})",
+              "95% CI (examples only)", "p (examples only)"]
     rows = []
     for row in report["rows"]:
         for d in report["decodes"]:
-            b = row["boot"][d]
+            b, n_boot = row["boot"][d], report["n_boot"]
             if row["regularizer"] == report["baseline"]:
                 continue
-            ci = "n/a" if _nan(b["ci_low"]) else f"[{b['ci_low']:+.2f}, {b['ci_high']:+.2f}]"
-            rows.append([row["regularizer"], d, ", ".join(map(str, b["seeds"])) or "none", _fmt(b["n_examples"], "d"),
-                         _fmt(b["delta"], "+.2f"), ci, _p_text(b["p_value"], report["n_boot"])])
+            rows.append([row["regularizer"], d, ", ".join(map(str, b["seeds"])) or "none",
+                         ", ".join(f"{x:+.2f}" for x in b["per_seed"]) or "n/a", _fmt(b["n_examples"], "d"),
+                         _fmt(b["delta"], "+.2f"), _ci_text(b), _p_text(b["p_value"], n_boot),
+                         _p_text(b["p_holm"], n_boot), _ci_text(b["examples_only"]),
+                         _p_text(b["examples_only"]["p_value"], n_boot)])
     return [f"## Paired bootstrap of ROUGE-L against {report['baseline']}", ""] + _table(header, rows) + [""]
 
 

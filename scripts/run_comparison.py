@@ -1,13 +1,21 @@
-"""Run the regularizer comparison sweep (strong regime), resumably, and rebuild its report.
+"""Run a regularizer comparison sweep, resumably, and rebuild its report.
 
-    python scripts/run_comparison.py [--seeds 0 1 2] [--regularizers baseline random_replace ...]
+    python scripts/run_comparison.py [--experiment compare_strong|compare_converged]
+                                     [--seeds 0 1 2] [--regularizers baseline random_replace ...]
                                      [--work-dir outputs/sweeps/compare_strong]
                                      [--report-dir outputs/reports/compare_strong] [--no-diagnostics]
                                      [train.py overrides ...]
 
+--experiment names conf/experiment/<name>.yaml and the default regularizers (EXPERIMENTS below):
+compare_strong, the 300-step regime (the default), or compare_converged, the converged regime (a validation
+split carved from the training file, which pretraining leaves out too, chooses each run's step).
+    python scripts/run_comparison.py --experiment compare_converged --horizon-steps 3000 --patience 8
+runs the baseline alone, long and stopped by patience on validation, into REPORT_DIR/horizon/: the
+learning curve that sets the sweep's trainer.max_steps.
+
 For each seed: one `pretrain.py seed=S` run (conf/pretrain.yaml, 600 steps), shared by every
 regularizer of that seed; then, for each regularizer,
-    python train.py +experiment=compare_strong regularizer=R seed=S model.pretrained=<pretrain>/checkpoint
+    python train.py +experiment=EXPERIMENT regularizer=R seed=S model.pretrained=<pretrain>/checkpoint
 (the same number of optimizer steps for all), then the dropout/exposure-bias diagnostics of its final
 weights when scripts/diagnose.py is there. Each finished run's small files (metrics.json,
 example_scores.json, eval_log.csv, train_log.csv, diagnostics.json; no weights, no data rows) are
@@ -27,9 +35,16 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "compare_strong"
-REGULARIZERS = ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop")
+EXPERIMENTS = {  # experiment -> the regularizers it compares by default (conf/regularizer names)
+    "compare_strong": ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop"),
+    "compare_converged": ("baseline", "baseline_dropout03", "random_replace", "grad_penalty", "rdrop",
+                          "rdrop_random_replace"),
+}
+REGULARIZERS = EXPERIMENTS[EXPERIMENT]
 RUN_FILES = ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv")
 DIAGNOSTICS_FILE = "diagnostics.json"
 
@@ -130,9 +145,36 @@ def run_sweep(args, overrides: list[str], experiment: str, pretrain_overrides: t
     return failures
 
 
+def pretrain_overrides_of(experiment: str) -> tuple[str, ...]:
+    """pretrain.py overrides an experiment needs: its validation split (data.val_size) left out."""
+    val_size = OmegaConf.select(OmegaConf.load(REPO / "conf" / "experiment" / f"{experiment}.yaml"), "data.val_size")
+    return (f"data.val_size={val_size}",) if val_size else ()
+
+
+def horizon(args, overrides: list[str], experiment: str, steps: int, patience: int) -> int:
+    """The baseline of each seed trained up to `steps` and stopped by `patience` evaluations without a better
+    validation score; its run files land in REPORT_DIR/horizon/. The number of failed runs."""
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides_of(experiment))
+        failures += checkpoint is None or not fine_tune(
+            args.work_dir / "horizon", args.report_dir / "horizon", "baseline", seed, checkpoint,
+            [f"trainer.max_steps={steps}", f"trainer.patience={patience}", *overrides], diagnostics=False,
+            experiment=experiment)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, overrides = sweep_arguments(argv, EXPERIMENT, "--regularizers", REGULARIZERS, __doc__)
-    failures = run_sweep(args, overrides, EXPERIMENT)
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--experiment", choices=list(EXPERIMENTS), default=EXPERIMENT)
+    chooser.add_argument("--horizon-steps", type=int, default=None)
+    chooser.add_argument("--patience", type=int, default=8)
+    chosen, rest = chooser.parse_known_args(argv)
+    experiment = chosen.experiment
+    args, overrides = sweep_arguments(rest, experiment, "--regularizers", EXPERIMENTS[experiment], __doc__)
+    if chosen.horizon_steps:
+        return 1 if horizon(args, overrides, experiment, chosen.horizon_steps, chosen.patience) else 0
+    failures = run_sweep(args, overrides, experiment, pretrain_overrides_of(experiment))
     return 1 if failures or build_report(args.report_dir) else 0
 
 

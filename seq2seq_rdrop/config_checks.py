@@ -26,6 +26,7 @@ FAMILIES = ("unilm", "bart")  # models.MODEL_CLASSES (asserted equal in tests)
 METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu")  # metrics.METRIC_NAMES
 KEEP = ("best", "last")  # training.KEEP
 PRECISIONS = ("fp32", "bf16")  # training.PRECISIONS
+LR_SCHEDULES = ("linear", "constant")  # trainer.lr_schedule (training.Optimisation.build reads it)
 REPLACE_SOURCES = ("sequence", "vocab")  # regularizers.random_replace.SOURCES
 PASSES = ("doubled", "twice", "auto")  # regularizers.rdrop.PASSES
 DECODE_KEYS = ("beam_size", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "num_return", "use_cache",
@@ -261,6 +262,7 @@ def _check_data(check: _Checker) -> None:
     if holdout not in (_UNSET, 0) and check.get("data.test_file") not in (_UNSET, None, ""):
         raise ConfigError("data.holdout_test and data.test_file are exclusive: set one of them")
     check.integer("data.max_train_samples", 0, null=True, note=" (null or 0 = all)")
+    check.integer("data.val_size", 0, note=" (0 = no validation split: evaluate on dev)")
     check.integer("data.max_eval_samples", 0, null=True, note=" (null or 0 = all)")
     check.integer("data.max_source_len", 1)
     check.integer("data.max_target_len", 1)
@@ -304,6 +306,9 @@ def _check_trainer(check: _Checker) -> None:
     check.number(t + "lr", 0.0, low_open=True)
     check.number(t + "weight_decay", 0.0)
     check.number(t + "warmup_ratio", 0.0, 1.0)
+    check.integer(t + "warmup_steps", 0, null=True, note=" (null = trainer.warmup_ratio of the steps)")
+    check.choice(t + "lr_schedule", LR_SCHEDULES)
+    check.integer(t + "patience", 1, null=True, note=" (null = train to the last step)")
     check.boolean(t + "lr_decay_by_time")
     check.number(t + "max_grad_norm", 0.0, low_open=True)
     check.number(t + "ema_decay", 0.0, 1.0, low_open=True, high_open=True, null=True, note=" (null = off)")

@@ -12,7 +12,7 @@ model directory that `train.py model.pretrained=PATH` starts from:
   is the target; the rest of the abstract is the source. Teaches short summaries of abstract text.
 
 Dev text is never used. The training file's last `exclude_last` pairs (the held-out test split
-of `data.holdout_test`) are left out too. Pretraining chooses its checkpoint on a held-out part
+of `data.holdout_test`) and, before them, the `data.val_size` pairs of the validation split are left out too. Pretraining chooses its checkpoint on a held-out part
 of the pseudo pairs, never on CSL dev. With `train_titles=N` (semi-supervised runs, whose labelled
 pairs are the first N) only the first N training pairs' titles are read: the other titles are
 withheld, also where a copy sits in the title-only file; every training abstract is still used.
@@ -124,8 +124,10 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Write the pseudo pairs as out_dir/train.tsv and out_dir/heldout.tsv; return (dir, n_train, n_heldout)."""
     pretrain_cfg = cfg.pretrain
     train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
-    if pretrain_cfg.exclude_last:
-        train_examples = train_examples[: -int(pretrain_cfg.exclude_last)]
+    # the held-out test pairs and the validation split (data.val_size) stay unseen
+    withheld = int(pretrain_cfg.exclude_last or 0) + int(cfg.data.get("val_size") or 0)
+    if withheld:
+        train_examples = train_examples[:-withheld]
     unseen_titles: set[str] = set()
     if cfg.data.dev_file and (data_dir / cfg.data.dev_file).is_file():
         dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=True)
@@ -175,7 +177,7 @@ def pretrain(cfg, out_dir) -> dict:
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # exclude_last etc. resolved first
     with open_dict(cfg):
         cfg.data.update(dir=str(data_dir), train_file="train.tsv", dev_file="heldout.tsv", test_file=None,
-                        holdout_test=0, unlabeled_file=None)
+                        holdout_test=0, val_size=0, unlabeled_file=None)
     metrics = train(cfg, out_dir)
     if metrics:
         # metrics.json's "dev" is the held-out pseudo pairs here; say so, with what was built

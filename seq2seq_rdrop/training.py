@@ -3,12 +3,14 @@ below it, in the order they run:
 
     check the options -> load the splits -> build (or resume) the model -> optimisation (AdamW, schedule,
     EMA) -> steps (batch_schedule, the unlabelled abstracts of semi-supervised regularizers from
-    UnlabeledStream, Run.train_step), with dev evaluation every trainer.eval_every steps
-    (Run.evaluate_and_keep) -> final metrics of the kept weights (final_metrics, score_kept_weights)
+    UnlabeledStream, Run.train_step), with an evaluation every trainer.eval_every steps on dev, or on the
+    validation split of data.val_size (Run.evaluate_and_keep) -> with a validation split, dev scores of the
+    final weights (score_final_weights) -> final metrics of the kept weights (final_metrics, score_kept_weights)
 
 Everything a run writes lands in its output directory:
     metrics.json, example_scores.json, predictions_dev.tsv (and _test, and _<split>_<name> per
-    trainer.final_decodes entry), train_log.csv, eval_log.csv, kept_dev_scores.json,
+    trainer.final_decodes entry; predictions_dev_final*.tsv with a validation split), train_log.csv,
+    eval_log.csv, kept_dev_scores.json (kept_val_scores.json with a validation split),
     checkpoint/ (kept model, HF format + tokenizer + resolved config), state/ (for resuming).
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from .checkpoints import atomic_write_dir, keep_state_copy, recover_dir, save_model_checkpoint
@@ -95,7 +97,8 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     optim = Optimisation.build(model, cfg.trainer, plan.total_steps, deadline)
     state = resume_training(resume_from, optim, cfg.trainer) if resume_from is not None else TrainState()
     run = Run(cfg=cfg, out_dir=out_dir, ctx=ctx, device=device, model=model, forward_model=forward_model,
-              tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state, dev=splits.dev,
+              tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state,
+              selection=splits.selection,
               unlabeled=unlabeled)
     if ctx.is_main:
         run.open_logs()
@@ -107,7 +110,8 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     metrics = final_metrics(run, splits, plan, dropout)
     if ctx.enabled:
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
-    score_kept_weights(cfg, out_dir, tokenizer, device, splits.dev, splits.test, metrics)
+    per_example = score_final_weights(run, splits.dev, metrics) if splits.val else {}
+    score_kept_weights(cfg, out_dir, tokenizer, device, splits, metrics, per_example)
     metrics["dev_lead"] = lead_scores([e.title for e in splits.dev], [e.abstract for e in splits.dev])
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     print_summary(metrics, cfg, out_dir)
@@ -140,6 +144,12 @@ class Splits:
     dev: list
     test: list | None
     unlabeled: list[str] | None = None  # data.unlabeled_file: abstracts alone (load_unlabeled)
+    val: list | None = None  # data.val_size: the last pairs of the training file, for evaluations and selection
+
+    @property
+    def selection(self) -> tuple[str, list]:
+        """(name, examples) of the split that the evaluations score and the kept checkpoint is chosen on."""
+        return ("val", self.val) if self.val else ("dev", self.dev)
 
 
 def load_splits(cfg: DictConfig) -> Splits:
@@ -155,19 +165,30 @@ def load_splits(cfg: DictConfig) -> Splits:
         if holdout >= len(train_examples):
             raise ValueError(f"data.holdout_test={holdout} leaves no training examples (train has {len(train_examples)})")
         train_examples, test_examples = train_examples[:-holdout], train_examples[-holdout:]
+    train_examples, val_examples = carve_validation(train_examples, cfg.data.get("val_size") or 0)
     if cfg.data.max_train_samples:
         train_examples = train_examples[: cfg.data.max_train_samples]
     dev_examples = load_split(cfg, data_dir, "dev")
     if dev_examples is None:
         raise ValueError("data.dev_file is required: the best checkpoint is chosen on dev")
-    unlabeled = load_unlabeled(cfg, data_dir, [train_examples, dev_examples, test_examples or []])
+    unlabeled = load_unlabeled(cfg, data_dir, [train_examples, val_examples or [], dev_examples, test_examples or []])
     if cfg.data.max_eval_samples and len(dev_examples) > cfg.data.max_eval_samples:
         # a large dev file (e.g. the full CSL release's) would make every evaluation cost minutes of beam search
         log.info("dev: %d pairs in %s; evaluating (and choosing the checkpoint) on its first %d "
                  "(data.max_eval_samples=%d; null = all)", len(dev_examples), cfg.data.dev_file,
                  cfg.data.max_eval_samples, cfg.data.max_eval_samples)
         dev_examples = dev_examples[: cfg.data.max_eval_samples]
-    return Splits(data_dir, train_examples, dev_examples, test_examples, unlabeled)
+    return Splits(data_dir, train_examples, dev_examples, test_examples, unlabeled, val_examples)
+
+
+def carve_validation(train_examples: list, val_size: int) -> tuple[list, list | None]:
+    """(train, val): the last val_size training pairs become the validation split (None when 0). The end of
+    the file, as holdout_test: a fixed choice, the same for every run, and pretrain.py can leave it out."""
+    if not val_size:
+        return train_examples, None
+    if val_size >= len(train_examples):
+        raise ValueError(f"data.val_size={val_size} leaves no training examples (train has {len(train_examples)})")
+    return train_examples[:-val_size], train_examples[-val_size:]
 
 
 def load_split(cfg: DictConfig, data_dir: Path, name: str):
@@ -356,12 +377,16 @@ class Optimisation:
     @classmethod
     def build(cls, model: nn.Module, trainer_cfg: DictConfig, total_steps: int, deadline: Deadline) -> "Optimisation":
         optimizer = torch.optim.AdamW(model.parameters(), lr=trainer_cfg.lr, weight_decay=trainer_cfg.weight_decay)
+        warmup_steps = trainer_cfg.get("warmup_steps")
+        if warmup_steps is None:
+            warmup_steps = int(trainer_cfg.warmup_ratio * total_steps)
         if trainer_cfg.lr_decay_by_time and deadline.enabled:
             scheduler = linear_schedule_to_deadline(optimizer, trainer_cfg.warmup_ratio, total_steps,
                                                     deadline.used_fraction)
+        elif trainer_cfg.get("lr_schedule", "linear") == "constant":
+            scheduler = get_constant_schedule_with_warmup(optimizer, warmup_steps)
         else:
-            scheduler = get_linear_schedule_with_warmup(optimizer, int(trainer_cfg.warmup_ratio * total_steps),
-                                                        total_steps)
+            scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
         # trainer.ema_decay: an exponential moving average of the weights is what gets evaluated, selected
         # and saved. On 2.7k pairs the raw weights' dev ROUGE-L wanders by about a point between evaluations.
         ema = None
@@ -563,7 +588,7 @@ class Run:
     optim: Optimisation
     deadline: Deadline
     state: TrainState
-    dev: list
+    selection: tuple[str, list]  # (name, examples) of the split evaluated and selected on: dev, or val
     train_log: CsvLog | None = None  # rank 0 only, from open_logs
     eval_log: CsvLog | None = None
     unlabeled: UnlabeledStream | None = None  # semi-supervised regularizers only
@@ -606,6 +631,8 @@ class Run:
                 evaluate_now = step % plan.eval_every == 0 or step == plan.total_steps or out_of_time
                 if ctx.is_main and evaluate_now:
                     self.evaluate_and_keep(bar, stopwatch)
+                out_of_patience = evaluate_now and self.out_of_patience(plan)
+                out_of_time = out_of_time or out_of_patience
                 self.state.train_seconds = stopwatch.train_seconds()
                 self.state.eval_seconds = stopwatch.eval_seconds
                 if ctx.is_main and trainer_cfg.save_every and (step % trainer_cfg.save_every == 0
@@ -617,6 +644,18 @@ class Run:
                     break
         finally:
             bar.close()  # also when a NaN stops the run
+
+    def out_of_patience(self, plan: StepPlan) -> bool:
+        """trainer.patience: N evaluations in a row without a new best of trainer.monitor (every rank
+        follows rank 0's count)."""
+        patience = self.cfg.trainer.get("patience")
+        if not patience or self.state.best_step is None:
+            return False
+        stop = self.ctx.broadcast(self.state.step - self.state.best_step >= patience * plan.eval_every)
+        if stop:
+            log.info("trainer.patience=%d: no better %s %s since step %d; stopping at step %d", patience,
+                     self.selection[0], self.cfg.trainer.monitor, self.state.best_step, self.state.step)
+        return stop
 
     def train_step(self, examples: list, stopwatch: Stopwatch, unlabeled: list | None = None) -> tuple[float, dict]:
         """One optimiser step on a global batch (this rank's shard of it), with the step's unlabelled
@@ -659,24 +698,25 @@ class Run:
                               "seconds": f"{stopwatch.train_seconds():.1f}"})
 
     def evaluate_and_keep(self, bar, stopwatch: Stopwatch) -> None:
-        """Dev scores of eval_model; checkpoint/ gets its weights when they score best so far on
-        trainer.monitor (trainer.keep=best) or at every evaluation (keep=last)."""
+        """Scores of eval_model on the selection split (dev, or val); checkpoint/ gets its weights when they
+        score best so far on trainer.monitor (trainer.keep=best) or at every evaluation (keep=last)."""
         trainer_cfg, state = self.cfg.trainer, self.state
+        name, examples = self.selection
         started = time.perf_counter()
-        scores, predictions = evaluate(self.eval_model, self.tokenizer, self.dev, self.cfg, self.device)
+        scores, predictions = evaluate(self.eval_model, self.tokenizer, examples, self.cfg, self.device)
         self.model.train()
         self.eval_log.write({"step": state.step, **{k: f"{scores[k]:.2f}" for k in METRIC_NAMES},
                              "n": scores["n"], "seconds": f"{time.perf_counter() - started:.1f}"})
-        bar.write(f"step {state.step}: dev " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
+        bar.write(f"step {state.step}: {name} " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
         improved = scores[trainer_cfg.monitor] > state.best
         if improved:
             state.best, state.best_step = scores[trainer_cfg.monitor], state.step
         if improved or trainer_cfg.keep == "last":  # keep=last: each evaluation replaces the last
             state.kept_step = state.step
             save_model_checkpoint(self.out_dir / "checkpoint", self.eval_model, self.tokenizer, self.cfg,
-                                  extra={"step": state.step, "dev": scores})
-            write_predictions(self.out_dir / "predictions_dev.tsv", self.dev, predictions)
-            (self.out_dir / "kept_dev_scores.json").write_text(json.dumps(scores))
+                                  extra={"step": state.step, name: scores})
+            write_predictions(self.out_dir / f"predictions_{name}.tsv", examples, predictions)
+            (self.out_dir / f"kept_{name}_scores.json").write_text(json.dumps(scores))
         stopwatch.eval_seconds += time.perf_counter() - started
 
     def save_state(self) -> None:
@@ -717,14 +757,17 @@ def write_predictions(path: Path, examples, predictions) -> None:
 def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float, float]) -> dict:
     """metrics.json before the kept weights' test and final_decodes scores (score_kept_weights adds them)."""
     cfg, state, model, regularizer = run.cfg, run.state, run.model, run.regularizer
+    selection = run.selection[0]  # with a validation split, score_kept_weights adds the kept weights' dev scores
     return {
-        "dev": json.loads((run.out_dir / "kept_dev_scores.json").read_text()),
+        selection: json.loads((run.out_dir / f"kept_{selection}_scores.json").read_text()),
+        "selected_on": selection,
         "best_step": state.best_step,
         "kept": cfg.trainer.keep,
         "kept_step": state.kept_step,
         "train_seconds": round(state.train_seconds, 3),
         "eval_seconds": round(state.eval_seconds, 3),
         "total_steps": plan.total_steps,
+        "steps": state.step,  # fewer than total_steps when trainer.patience or trainer.max_minutes stopped the run
         "seed": cfg.seed,
         "monitor": f"dev {cfg.trainer.monitor}",
         "regularizer": {"name": regularizer.name, **json_safe(regularizer.settings())},
@@ -733,6 +776,7 @@ def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float
                   "dropout": {"hidden": dropout[0], "attention": dropout[1]}},
         "decode": OmegaConf.to_container(cfg.decode, resolve=True),
         "data": {"dir": os.path.relpath(splits.data_dir), "train": len(splits.train), "dev": len(splits.dev),
+                 **({"val": len(splits.val)} if splits.val else {}),
                  "test": len(splits.test) if splits.test else 0,
                  **({"unlabeled": len(run.unlabeled.examples)} if run.unlabeled is not None else {})},
         "device": str(run.device),
@@ -744,23 +788,26 @@ def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float
     }
 
 
-def score_kept_weights(cfg, out_dir: Path, tokenizer, device, dev_examples, test_examples, metrics: dict) -> None:
-    """The kept checkpoint's scores beyond dev with cfg.decode (already in metrics): test with cfg.decode,
-    and dev/test with each of trainer.final_decodes (name -> decode overrides, e.g. a wide beam).
-    Per-example scores of every split and decoding go to example_scores.json (for paired bootstraps)."""
-    splits = {"dev": dev_examples, **({"test": test_examples} if test_examples else {})}
-    predictions_dev = [line.split("\t", 1)[1] for line in
-                       (out_dir / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()]
-    per_example = {"dev": {"main": score_examples([e.title for e in dev_examples], predictions_dev)}}
-    final_decodes = cfg.trainer.final_decodes  # null: none
-    decodes = OmegaConf.to_container(final_decodes, resolve=True) if final_decodes else {}
-    if not test_examples and not decodes:
+def score_kept_weights(cfg, out_dir: Path, tokenizer, device, splits: Splits, metrics: dict,
+                       per_example: dict) -> None:
+    """The kept checkpoint's scores beyond those of its evaluation (already in metrics): dev with cfg.decode
+    when it was chosen on a validation split, test with cfg.decode, and dev/test with each of
+    trainer.final_decodes (name -> decode overrides, e.g. a wide beam). Per-example scores of every split
+    and decoding, with those in `per_example` (score_final_weights), go to example_scores.json."""
+    selection = splits.selection[0]
+    to_score = {"dev": splits.dev, **({"test": splits.test} if splits.test else {})}
+    if selection == "dev":
+        predictions_dev = [line.split("\t", 1)[1] for line in
+                           (out_dir / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()]
+        per_example.setdefault("dev", {})["main"] = score_examples([e.title for e in splits.dev], predictions_dev)
+    decodes = _final_decodes(cfg)
+    if selection == "dev" and not splits.test and not decodes:
         _write_example_scores(out_dir, per_example)
         return
     kept = load_model(out_dir / "checkpoint", tokenizer).to(device)
-    for split, examples in splits.items():
+    for split, examples in to_score.items():
         for name, overrides in [("main", None), *decodes.items()]:
-            if split == "dev" and name == "main":
+            if split == selection and name == "main":
                 continue
             scores, predictions = evaluate(kept, tokenizer, examples, cfg, device, decode_overrides=overrides)
             suffix = split if name == "main" else f"{split}_{name}"
@@ -773,6 +820,32 @@ def score_kept_weights(cfg, out_dir: Path, tokenizer, device, dev_examples, test
     _write_example_scores(out_dir, per_example)
 
 
+def score_final_weights(run: Run, dev_examples: list, metrics: dict) -> dict:
+    """With a validation split, the kept weights are its best step's; the final weights' dev scores (cfg.decode
+    and each trainer.final_decodes entry) go to metrics["final"], their predictions to predictions_dev_final*.tsv.
+    Returns their per-example scores, {"dev": {"final": ..., "final_<name>": ...}}."""
+    metrics["final"] = {"step": run.state.step}
+    per_example: dict = {"dev": {}}
+    titles = [e.title for e in dev_examples]
+    for name, overrides in [("main", None), *_final_decodes(run.cfg).items()]:
+        scores, predictions = evaluate(run.eval_model, run.tokenizer, dev_examples, run.cfg, run.device,
+                                       decode_overrides=overrides)
+        suffix = "final" if name == "main" else f"final_{name}"
+        write_predictions(run.out_dir / f"predictions_dev_{suffix}.tsv", dev_examples, predictions)
+        per_example["dev"][suffix] = score_examples(titles, predictions)
+        if name == "main":
+            metrics["final"]["dev"] = scores
+        else:
+            metrics["final"].setdefault("decodes", {})[name] = {"overrides": overrides, "dev": scores}
+    return per_example
+
+
+def _final_decodes(cfg: DictConfig) -> dict:
+    """trainer.final_decodes as a plain dict (null: none)."""
+    final_decodes = cfg.trainer.final_decodes
+    return OmegaConf.to_container(final_decodes, resolve=True) if final_decodes else {}
+
+
 def _write_example_scores(out_dir: Path, per_example: dict) -> None:
     rounded = {split: {name: {m: [round(v, 2) for v in values] for m, values in scores.items()}
                        for name, scores in by_name.items()} for split, by_name in per_example.items()}
@@ -780,11 +853,15 @@ def _write_example_scores(out_dir: Path, per_example: dict) -> None:
 
 
 def print_summary(metrics: dict, cfg: DictConfig, out_dir: Path) -> None:
-    splits = {k: metrics[k] for k in ("dev", "test") if k in metrics}
-    print(format_table(splits, title=f"{cfg.trainer.keep} checkpoint (step {metrics['kept_step']}), "
-                                     f"beam {cfg.decode.beam_size}:"))
+    splits = {k: metrics[k] for k in ("val", "dev", "test") if k in metrics}
+    print(format_table(splits, title=f"{cfg.trainer.keep} checkpoint on {metrics['selected_on']} "
+                                     f"(step {metrics['kept_step']}), beam {cfg.decode.beam_size}:"))
     for name, decoded in metrics.get("decodes", {}).items():
         print(format_table({k: decoded[k] for k in ("dev", "test") if k in decoded}, title=f"{name}:"))
+    if "final" in metrics:
+        final = metrics["final"]
+        rows = {"dev": final["dev"], **{f"dev {name}": d["dev"] for name, d in final.get("decodes", {}).items()}}
+        print(format_table(rows, title=f"final weights (step {final['step']}):"))
     print(f"train {metrics['train_seconds']:.0f}s + dev evaluation {metrics['eval_seconds']:.0f}s; outputs in {out_dir}")
     print(f"what it means: the abstract's first {LEAD_CHARS} characters as the title score dev ROUGE-L "
           f"{metrics['dev_lead']['rouge-l']:.1f} on this dev split; {REFERENCE_POINTS}")

@@ -144,7 +144,8 @@ def test_published_rows_sit_beside_ours_with_their_delta(tmp_path):
 
 def test_bootstrap_delta_is_the_mean_paired_difference_and_its_ci_brackets_it(tmp_path):
     """Δ = mean over seeds of mean_i(R_i - B_i) on the same seed; the 95% CI contains Δ; CI and p
-    equal compare.paired_bootstrap on the (seeds, examples) difference matrix."""
+    equal compare.hierarchical_bootstrap on the (seeds, examples) difference matrix, the example-only
+    columns compare.paired_bootstrap, and each seed's Δ is listed."""
     rng = np.random.default_rng(3)
     base = {s: _per_example(rng) for s in (0, 1, 2)}
     reg = {s: _per_example(rng, shift=5.0) for s in (0, 1, 2)}
@@ -153,9 +154,13 @@ def test_bootstrap_delta_is_the_mean_paired_difference_and_its_ci_brackets_it(tm
     delta = float(np.mean([d.mean() for d in diffs]))
     assert float(row["main_delta_rouge-l"]) == pytest.approx(delta)
     assert float(row["main_ci_low"]) <= delta <= float(row["main_ci_high"])
-    expected = compare.paired_bootstrap(diffs, N_BOOT, seed=0)
+    expected = compare.hierarchical_bootstrap(diffs, N_BOOT, seed=0)
     for key in ("ci_low", "ci_high", "p_value"):
         assert float(row[f"main_{key}"]) == pytest.approx(expected[key])
+    examples_only = compare.paired_bootstrap(diffs, N_BOOT, seed=0)
+    for key in ("ci_low", "ci_high", "p_value"):
+        assert float(row[f"main_examples_only_{key}"]) == pytest.approx(examples_only[key])
+    assert row["main_per_seed_delta"] == ";".join(f"{d.mean():.4f}" for d in diffs)
     assert row["main_bootstrap_seeds"] == "0;1;2" and row["main_n_examples"] == "12"
 
 
@@ -169,6 +174,34 @@ def test_bootstrap_resamples_example_indices_jointly_across_seeds():
     boot = np.array([np.mean([diffs[s, i].mean() for s in range(2)]) for i in idx])
     assert [out["ci_low"], out["ci_high"]] == pytest.approx(np.percentile(boot, [2.5, 97.5]).tolist())
     assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
+
+
+def test_hierarchical_bootstrap_resamples_seeds_and_one_shared_draw_of_examples():
+    """One resample's statistic = mean over the drawn seeds of the mean difference at indices drawn once for
+    all of them: the percentile CI equals a hand loop over the same generator's draws."""
+    diffs = np.array([[3.0, -1.0, 0.5, -2.0, 1.0], [0.2, -0.1, 0.4, 2.0, -3.0], [1.0, 1.0, 0.0, 0.5, 0.5]])
+    out = compare.hierarchical_bootstrap(diffs, n_boot=200, seed=5)
+    rng = np.random.default_rng(5)
+    seeds, examples = rng.integers(0, 3, size=(200, 3)), rng.integers(0, 5, size=(200, 1, 5))
+    boot = np.array([np.mean([diffs[s, examples[b, 0]].mean() for s in seeds[b]]) for b in range(200)])
+    assert [out["ci_low"], out["ci_high"]] == pytest.approx(np.percentile(boot, [2.5, 97.5]).tolist())
+    assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
+
+
+def test_seed_variance_widens_the_hierarchical_interval_beyond_the_example_only_one():
+    """Seeds that disagree (one helps by 3, one hurts by 3, on every example alike): the example-only interval
+    sees no noise, the interval over seeds and examples spans both."""
+    diffs = np.array([[3.0] * 20, [-3.0] * 20, [1.0] * 20])
+    examples_only = compare.paired_bootstrap(diffs, n_boot=500, seed=0)
+    both = compare.hierarchical_bootstrap(diffs, n_boot=500, seed=0)
+    assert examples_only["ci_low"] == examples_only["ci_high"] == pytest.approx(1 / 3)
+    assert both["ci_low"] < 0 < both["ci_high"] and both["delta"] == pytest.approx(1 / 3)
+
+
+def test_holm_multiplies_the_kth_smallest_p_by_m_minus_k_plus_1_and_keeps_the_order():
+    assert compare.holm([0.01, 0.04, 0.03, float("nan")]) == pytest.approx([0.03, 0.06, 0.06, float("nan")],
+                                                                           nan_ok=True)
+    assert compare.holm([0.5, 0.9]) == [1.0, 1.0]
 
 
 def test_regularizer_identical_to_baseline_gets_delta_zero_and_p_one(tmp_path):
@@ -320,7 +353,7 @@ def test_a_run_cut_off_in_its_final_decodings_scores_from_its_eval_log(tmp_path)
 
 def test_markdown_copies_notes_and_names_the_method(tmp_path):
     """notes.md appears verbatim under the title; the method names the split, n-boot, the decodings,
-    the final weights and the seed-pooled resampling."""
+    the final weights, the resampling of seeds and examples and the Holm adjustment."""
     notes = "Command: `python scripts/run_comparison.py`\n\nMachine: 2 CPU cores | dates 1-2 Dec."
     (tmp_path / "notes.md").write_text(notes + "\n", encoding="utf-8")
     rng = np.random.default_rng(11)
@@ -331,7 +364,8 @@ def test_markdown_copies_notes_and_names_the_method(tmp_path):
     assert md.startswith("# Regularizer comparison\n\n" + notes + "\n")
     assert "Split: **dev**" in md and f"{N_BOOT} resamples" in md and "kept = last" in md
     assert "main = greedy; beam16 = beam_size 16, no_repeat_ngram 3" in md
-    assert "the same indices for every paired seed" in md
+    assert "draws the paired seeds with replacement and the example indices" in md
+    assert "Holm's step-down adjustment over all 2 comparisons" in md
 
 
 def test_two_builds_are_byte_identical_and_name_no_absolute_path(tmp_path):

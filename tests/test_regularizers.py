@@ -459,7 +459,8 @@ def test_combination_yaml_instantiates_random_replace_around_rdrop(tok):
     reg = instantiate(cfg.regularizer)
     assert isinstance(reg, RandomReplace) and isinstance(reg.inner, RDrop)
     assert reg.name == "rdrop_random_replace"
-    assert reg.prob == pytest.approx(0.1) and reg.inner.alpha == pytest.approx(4.0)
+    assert reg.prob == pytest.approx(0.3) and reg.example_prob == pytest.approx(0.5) and reg.source == "sequence"
+    assert reg.inner.alpha == pytest.approx(4.0)
     assert reg.model_dropout == pytest.approx(0.3)
     model = tiny_model(tok, dropout=0.1)
     model.set_dropout(reg.model_dropout)
