@@ -557,13 +557,24 @@ def equal_time_row(reg_runs: list[Run], base_runs: list[Run], reg_sps: float, ba
 # --------------------------------------------------------------------------- diagnostics
 
 
+DIAGNOSTICS_FILES = {  # file in a run directory -> suffix of its measures' names in the report
+    "diagnostics.json": "",  # at the run's own dropout rates
+    "diagnostics_dropout0.1.json": " @ dropout 0.1",  # every checkpoint at one common rate (like for like)
+}
+
+
 def diagnostic_measures(run: Run) -> dict[str, float]:
-    """runs[0]["measures"] of the run's diagnostics.json (numbers only); {} without the file."""
-    path = run.path / "diagnostics.json"
-    if not path.is_file():
-        return {}
-    measures = (_load_json(path).get("runs") or [{}])[0].get("measures") or {}
-    return {k: float(v) for k, v in measures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """runs[0]["measures"] of the run's diagnostics files (numbers only), and the hidden dropout they were
+    measured at, each name with its file's suffix; {} without the files."""
+    out = {}
+    for file, suffix in DIAGNOSTICS_FILES.items():
+        if not (run.path / file).is_file():
+            continue
+        first = (_load_json(run.path / file).get("runs") or [{}])[0]
+        measures = {**(first.get("measures") or {}), "dropout_hidden": (first.get("dropout") or {}).get("hidden")}
+        out.update({k + suffix: float(v) for k, v in measures.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return out
 
 
 def diagnostics_summary(runs: list[Run]) -> dict[str, tuple[float, float]]:
@@ -1037,8 +1048,12 @@ def md_diagnostics(report: dict) -> list[str]:
         return []
     regs = [row for row in report["rows"] if row["diagnostics"]]
     rows = [[name] + [_pm_small(row["diagnostics"].get(name, (math.nan, math.nan))) for row in regs] for name in names]
-    return ["## Diagnostics (final weights; mean ± sd over seeds)", "",
-            "From each run's diagnostics.json (runs[0].measures).", ""] \
+    return ["## Diagnostics (kept weights; mean ± sd over seeds)", "",
+            "From each run's diagnostics.json (runs[0].measures, at the run's own dropout: dropout_hidden) and, "
+            "where present, diagnostics_dropout0.1.json (every checkpoint at hidden and attention dropout 0.1: "
+            "like for like; names ending @ dropout 0.1). The nll_corrupt / rouge_l_corrupt probe draws its noise "
+            "as random replacement trains; the own-prefix measures (nll_after_own_prefix_k vs "
+            "nll_after_gold_prefix_k) use the model's own greedy tokens instead.", ""] \
         + _table(["measure"] + [row["regularizer"] for row in regs], rows) + [""]
 
 

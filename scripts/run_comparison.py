@@ -47,6 +47,7 @@ EXPERIMENTS = {  # experiment -> the regularizers it compares by default (conf/r
 REGULARIZERS = EXPERIMENTS[EXPERIMENT]
 RUN_FILES = ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv")
 DIAGNOSTICS_FILE = "diagnostics.json"
+COMMON_DROPOUT = 0.1  # every checkpoint is also diagnosed at this dropout rate, so that rows compare like for like
 
 
 def run(command: list[str], log_file: Path) -> int:
@@ -84,20 +85,26 @@ def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint:
             if (out / file).is_file():
                 shutil.copy2(out / file, kept / file)
     if diagnostics:
-        diagnose(out, kept)
+        diagnose(out, kept, common_dropout=experiment != "compare_strong")
     return True
 
 
-def diagnose(out: Path, kept: Path) -> None:
-    """The dropout-consistency and exposure-bias measures (scripts/diagnose.py) of the run's final weights."""
-    if (kept / DIAGNOSTICS_FILE).is_file() or not (out / "checkpoint").is_dir():
-        return
-    diag_dir = out / "diagnostics"
-    code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}"], out / "diagnose.log")
-    if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
-        shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / DIAGNOSTICS_FILE)
-    else:
-        print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
+def diagnose(out: Path, kept: Path, common_dropout: bool = False) -> None:
+    """The dropout-consistency and exposure-bias measures (scripts/diagnose.py) of the run's kept weights at
+    their own dropout (diagnostics.json) and, with common_dropout, at COMMON_DROPOUT
+    (diagnostics_dropout<P>.json)."""
+    for dropout in (None, COMMON_DROPOUT) if common_dropout else (None,):
+        name = DIAGNOSTICS_FILE if dropout is None else f"diagnostics_dropout{dropout}.json"
+        if (kept / name).is_file() or not (out / "checkpoint").is_dir():
+            continue
+        diag_dir = out / ("diagnostics" if dropout is None else f"diagnostics_dropout{dropout}")
+        extra = [] if dropout is None else [f"--dropout={dropout}"]
+        code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}", *extra],
+                   out / "diagnose.log")
+        if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
+            shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / name)
+        else:
+            print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
 
 
 def _relative(path: Path) -> Path:

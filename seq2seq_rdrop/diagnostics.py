@@ -6,7 +6,10 @@ at test time. R-Drop pulls the sub-models' predictions together, which should (1
 between the deterministic model and the MC-dropout ensemble it stands for, and (2) make the
 sub-models agree, also on the non-target classes that cross-entropy alone does not constrain.
 The exposure-bias measures ask the competing explanation (random replacement's): does the model
-fail when it continues from its own or a corrupted prefix rather than from the gold one?
+fail when it continues from its own or a corrupted prefix rather than from the gold one? The corrupted
+prefix draws its noise as random replacement trains (so random replacement is favoured by construction);
+the own-prefix measure does not: the NLL of the reference continuation after the model's own first k
+greedy tokens against after the gold first k, on the examples whose two prefixes differ.
 
 Every measure is teacher-forced on a labelled split and averaged per title token over the
 non-padding `tgt_out` positions (title + end token), unless it is a decoding score (ROUGE-L x100).
@@ -29,6 +32,7 @@ from .tokenizer import decode_ids, encode_text
 
 NEG_INF = float("-inf")
 CORRUPTION_RATES = (0.0, 0.1, 0.2, 0.3)
+OWN_PREFIX_LENGTHS = (1, 2, 4)  # k: the model's own first k greedy tokens as the prefix
 MAX_POSITIONS = 32  # positions reported in the accuracy-by-position curves
 MEASURE_KEYS = (
     "nll_deterministic", "nll_ensemble", "nll_single_pass",
@@ -38,6 +42,8 @@ MEASURE_KEYS = (
     "acc_teacher_forced", "acc_free_running",
     *(f"nll_corrupt_{r}" for r in CORRUPTION_RATES if r > 0),
     *(f"rouge_l_corrupt_{r}" for r in CORRUPTION_RATES),
+    *(f"{name}_{k}" for k in OWN_PREFIX_LENGTHS
+      for name in ("own_prefix_differs", "nll_after_own_prefix", "nll_after_gold_prefix", "own_prefix_gap")),
 )
 
 
@@ -312,8 +318,8 @@ def _teacher_forced_pass(model, tokenizer, encoded, order, settings: Settings, t
     return texts
 
 
-def _free_running(model, tokenizer, examples, encoded, settings: Settings, totals: _Totals) -> list[str]:
-    """Deterministic greedy titles; their position-by-position agreement with the gold tokens."""
+def _free_running(model, tokenizer, examples, encoded, settings: Settings, totals: _Totals) -> list[list[int]]:
+    """Deterministic greedy titles (token ids); their position-by-position agreement with the gold tokens."""
     greedy = deterministic_greedy(model, tokenizer, examples, settings)
     correct_total = 0
     for tokens, (_, _, gold) in zip(greedy, encoded):
@@ -321,7 +327,37 @@ def _free_running(model, tokenizer, examples, encoded, settings: Settings, total
         correct_total += sum(correct)
         totals.add_position("fr", correct)
     totals.sums["acc_free_running"], totals.counts["acc_free_running"] = correct_total, sum(len(e[2]) for e in encoded)
-    return [decode_ids(tokenizer, t) for t in greedy]
+    return greedy
+
+
+@torch.no_grad()
+def own_prefix_measures(model, tokenizer, examples, encoded, greedy: list[list[int]],
+                        settings: Settings) -> dict[str, float]:
+    """For each k of OWN_PREFIX_LENGTHS, over the examples whose gold title is longer than k tokens and whose
+    greedy title's first k tokens differ from the gold ones: the per-token NLL of the reference continuation
+    (gold tokens k.. and the end token) after the model's own first k tokens, after the gold first k, and
+    the gap; plus the share of examples with a differing prefix. Eval mode, teacher-forced."""
+    model.eval()
+    out = {}
+    for k in OWN_PREFIX_LENGTHS:
+        rows = [(encode_text(tokenizer, e.abstract, settings.max_source_len), gold[:-1], tokens[:k])
+                for e, (_, _, gold), tokens in zip(examples, encoded, greedy) if len(gold) - 1 > k and len(tokens) >= k]
+        differing = [(src, title, own) for src, title, own in rows if own != title[:k]]
+        sums = {"own": 0.0, "gold": 0.0, "n": 0.0}
+        for first in range(0, len(differing), settings.batch_size):
+            chunk = differing[first:first + settings.batch_size]
+            for name, titles in (("own", [own + title[k:] for _, title, own in chunk]),
+                                 ("gold", [title for _, title, _ in chunk])):
+                batch = model.collate([model.build_example(src, t) for (src, _, _), t in zip(chunk, titles)])
+                target = batch["tgt_out"]
+                mask = (target != model.pad_id) & (torch.arange(target.size(1)) >= k)
+                sums[name] += float(gold_nll(model(batch), target.clamp_min(0)).double()[mask].sum())
+            sums["n"] += float(mask.sum())
+        own, gold = (sums[n] / sums["n"] if sums["n"] else float("nan") for n in ("own", "gold"))
+        out.update({f"own_prefix_differs_{k}": len(differing) / len(rows) if rows else float("nan"),
+                    f"nll_after_own_prefix_{k}": own, f"nll_after_gold_prefix_{k}": gold,
+                    f"own_prefix_gap_{k}": own - gold})
+    return out
 
 
 def _curves(totals: _Totals, measures: dict) -> dict:
@@ -350,7 +386,8 @@ def diagnose(model, tokenizer, examples, settings: Settings, dropout: float | No
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), i))  # less padding
     totals = _Totals()
     corrupt_texts = _teacher_forced_pass(model, tokenizer, encoded, order, settings, totals)
-    greedy = _free_running(model, tokenizer, examples, encoded, settings, totals)
+    greedy_tokens = _free_running(model, tokenizer, examples, encoded, settings, totals)
+    greedy = [decode_ids(tokenizer, t) for t in greedy_tokens]
     ensemble = [decode_ids(tokenizer, t) for t in ensemble_greedy(model, encoded, order, settings)]
     references = [e.title for e in examples]
     measures = {name: totals.mean(name) for name in MEASURE_KEYS if name in totals.counts}
@@ -359,6 +396,7 @@ def diagnose(model, tokenizer, examples, settings: Settings, dropout: float | No
     measures["rouge_l_greedy_ensemble"] = score_corpus(references, ensemble)["rouge-l"]
     for r, (predicted, remainders) in corrupt_texts.items():
         measures[f"rouge_l_corrupt_{r}"] = score_corpus(remainders, predicted)["rouge-l"]
+    measures.update(own_prefix_measures(model, tokenizer, examples, encoded, greedy_tokens, settings))
     curves = _curves(totals, measures)
     return {"n": len(examples), "k": settings.k, "seed": settings.seed,
             "dropout": {"hidden": float(hidden), "attention": float(attention)},

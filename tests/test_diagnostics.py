@@ -123,6 +123,30 @@ def test_with_r_zero_the_corrupted_prefix_nll_is_the_teacher_forced_nll(tiny_tok
 
 
 @pytest.mark.parametrize("family", ["unilm", "bart"])
+def test_own_prefix_measure_compares_the_reference_continuation_after_own_and_gold_prefixes(tiny_tokenizer, data_dir,
+                                                                                            family):
+    """Greedy titles equal to the gold ones: no prefix differs. Greedy titles that start wrong: every prefix
+    differs, and the NLL after the gold prefix is the teacher-forced NLL of the gold tokens from k on."""
+    model = tiny(family, tiny_tokenizer)
+    settings = D.Settings(**SETTINGS)
+    examples, batch = dev_batch(model, tiny_tokenizer, data_dir)
+    encoded = D.encode_examples(model, tiny_tokenizer, examples, settings)
+    golds = [gold[:-1] for _, _, gold in encoded]
+    same = D.own_prefix_measures(model, tiny_tokenizer, examples, encoded, golds, settings)
+    assert same["own_prefix_differs_1"] == 0.0 and math.isnan(same["own_prefix_gap_1"])
+    wrong_token = tiny_tokenizer.convert_tokens_to_ids("，")  # never a title's first token in the synthetic data
+    wrong = [[wrong_token] * 8 for _ in golds]
+    measures = D.own_prefix_measures(model, tiny_tokenizer, examples, encoded, wrong, settings)
+    assert measures["own_prefix_differs_1"] == 1.0
+    target = batch["tgt_out"]
+    mask = (target != model.pad_id) & (torch.arange(target.size(1)) >= 1)
+    with torch.no_grad():
+        expected = float(D.gold_nll(model(batch), target.clamp_min(0)).double()[mask].mean())
+    assert measures["nll_after_gold_prefix_1"] == pytest.approx(expected, rel=1e-5)
+    assert measures["own_prefix_gap_1"] == pytest.approx(measures["nll_after_own_prefix_1"] - expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("family", ["unilm", "bart"])
 def test_cached_greedy_and_its_k_replica_ensemble_in_eval_mode_equal_decoding_generate(tiny_tokenizer, data_dir,
                                                                                         family):
     """Without dropout every replica is the same model, so the ensemble decodes what generate() does."""
