@@ -316,6 +316,7 @@ def _check_trainer(check: _Checker) -> None:
     check.integer(t + "keep_last_states", 1)
     if (check.get(t + "keep_last_states") not in (_UNSET, 1) and check.get(t + "save_every") == 0):
         raise ConfigError("trainer.keep_last_states > 1 needs trainer.save_every > 0 (states are kept when saved)")
+    check.boolean(t + "overwrite")
     resume = check.get(t + "resume")
     if resume not in (_UNSET, None, True, False, "true", "false", "True", "False"):
         if not isinstance(resume, str) or not resume.strip():

@@ -163,14 +163,22 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
 def pretrain(cfg, out_dir) -> dict:
     """Build the pseudo pairs into out_dir/pretrain_data/ and train on them with the ordinary loop.
     The best model (chosen on held-out pseudo pairs) lands in out_dir/checkpoint/."""
-    from omegaconf import OmegaConf, open_dict
-
     from .config_checks import validate
-    from .data import resolve_data_dir
-    from .training import train
+    from .run_dir import owned_run_dir
 
     validate(cfg)  # every option, before the pseudo pairs are built (config_checks.py)
     out_dir = Path(out_dir)
+    # the directory is claimed before the pseudo pairs are written into it (train() re-enters the claim)
+    with owned_run_dir(out_dir, cfg.trainer.resume, bool(cfg.trainer.get("overwrite"))):
+        return _pretrain(cfg, out_dir)
+
+
+def _pretrain(cfg, out_dir: Path) -> dict:
+    from omegaconf import OmegaConf, open_dict
+
+    from .data import resolve_data_dir
+    from .training import train
+
     data_dir, n_train, n_heldout = prepare(cfg, resolve_data_dir(cfg.data.dir), out_dir / "pretrain_data")
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # exclude_last etc. resolved first
     with open_dict(cfg):
