@@ -104,7 +104,7 @@ def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None
     from .tokenizer import save_tokenizer
 
     def write(tmp: Path):
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, tokenizer=tokenizer)
         save_tokenizer(tokenizer, tmp)
         if cfg is not None:
             decode = OmegaConf.select(cfg, "decode", default=None)

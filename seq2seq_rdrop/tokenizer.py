@@ -8,6 +8,7 @@ so WordPiece can never merge them. Text is lower-cased. The result is a plain
 """
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -68,6 +69,13 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> N
     if "[CLS]" in vocab and not (out_dir / "vocab.txt").exists():  # BERT-style: keep the plain vocab.txt too
         ordered = sorted(vocab.items(), key=lambda kv: kv[1])
         (out_dir / "vocab.txt").write_text("\n".join(t for t, _ in ordered) + "\n", encoding="utf-8")
+
+
+def vocab_sha256(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of the vocabulary in id order: a checkpoint stores it (config.json) so that tokenizer files
+    from another run, or a reordered vocab.txt, are refused at load instead of writing wrong titles."""
+    ordered = sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
+    return hashlib.sha256("\n".join(token for token, _ in ordered).encode("utf-8")).hexdigest()
 
 
 def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_len: int | None = None) -> list[int]:

@@ -714,7 +714,7 @@ class Run:
         """state/: the model with its tokenizer, and trainer_state.pt (optimisation, TrainState, random
         states), swapped in whole."""
         def write(tmp: Path):
-            self.model.save_pretrained(tmp / "model")
+            self.model.save_pretrained(tmp / "model", tokenizer=self.tokenizer)
             self.tokenizer.save_pretrained(str(tmp / "model"))
             torch.save({**self.optim.state_dict(), "progress": asdict(self.state), "rng": _rng_state()},
                        tmp / "trainer_state.pt")
