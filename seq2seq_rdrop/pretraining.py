@@ -123,7 +123,8 @@ def write_pairs(path: Path, pairs: list[Example]) -> None:
 def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Write the pseudo pairs as out_dir/train.tsv and out_dir/heldout.tsv; return (dir, n_train, n_heldout)."""
     pretrain_cfg = cfg.pretrain
-    train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
+    train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines,
+                                   header=cfg.data.get("header", "auto"))
     if pretrain_cfg.exclude_last:
         train_examples = train_examples[: -int(pretrain_cfg.exclude_last)]
     unseen_titles: set[str] = set()

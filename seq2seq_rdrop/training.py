@@ -186,7 +186,7 @@ def load_split(cfg: DictConfig, data_dir: Path, name: str):
     file = cfg.data[f"{name}_file"]
     if not file:
         return None
-    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines, header=cfg.data.get("header", "auto"))
 
 
 def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[str] | None:
@@ -196,7 +196,8 @@ def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[
     file = cfg.data.get("unlabeled_file")
     if not file:
         return None
-    abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+    abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines,
+                               header=cfg.data.get("header", "auto"))
     taken = {e.abstract for split in splits for e in split}
     kept = [a for a in abstracts if a not in taken]
     log.info("data.unlabeled_file=%s: %d abstracts, %d of them also in the labelled pairs, dev or test left out",
