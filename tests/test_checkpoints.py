@@ -83,3 +83,40 @@ def test_a_pickle_payload_in_a_checkpoints_weights_is_refused_and_runs_nothing(c
         TitleGenerator.from_pretrained(planted, device="cpu")
     assert "\n" not in str(error.value) and str(planted) in str(error.value)
     assert not marker.exists()
+
+
+def test_weights_of_another_width_are_refused_naming_a_weight_and_both_shapes(checkpoint, tmp_path):
+    """Hugging Face says "look at the above report" and the report is held back: the message carries it."""
+    edited = shutil.copytree(checkpoint, tmp_path / "wider")
+    config = json.loads((edited / "config.json").read_text())
+    config["intermediate_size"] *= 2
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenerationError) as error:
+        TitleGenerator.from_pretrained(edited, device="cpu")
+    message = str(error.value)
+    assert "\n" not in message and "above report" not in message
+    assert "intermediate.dense" in message and "[64" in message and "[128" in message
+
+
+@pytest.mark.parametrize("failure", [
+    OSError(28, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter failed writing file data/0: "
+                 "unexpected pos 14528 vs 14420"),
+], ids=["enospc", "torch-unexpected-pos"])
+def test_a_full_disk_while_saving_names_the_directory_the_cause_and_the_free_space(tmp_path, failure):
+    from seq2seq_rdrop.checkpoints import atomic_write_dir
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "kept.txt").write_text("previous")
+
+    def write(tmp):
+        (tmp / "trainer_state.pt").write_bytes(b"partial")
+        raise failure
+
+    with pytest.raises(OSError) as error:
+        atomic_write_dir(tmp_path / "state", write)
+    message = str(error.value)
+    assert "\n" not in message and str(tmp_path / "state") in message and "MiB free on its disk" in message
+    assert ("no space left" in message) if isinstance(failure, OSError) else ("written incompletely" in message)
+    assert [p.name for p in tmp_path.iterdir()] == ["state"]  # no temporary directory left
+    assert (tmp_path / "state" / "kept.txt").read_text() == "previous"
