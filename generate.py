@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -34,10 +36,19 @@ DECODE_GROUP_EXTRAS = ("batch_size",)  # keys of conf/decode/*.yaml that generat
 # errors relating two decoding options (num_return vs beam_size, beam_groups vs beam_size): the other one may
 # come from the checkpoint, so they are judged once its settings are known
 RELATIONS = ("cannot exceed", "must divide")
+CHUNK_BATCHES = 16  # batches read, decoded and written together: memory is bounded by the chunk, not the input
 
 
 class UsageError(ValueError):
     """A bad option value (exit status 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is: the same clean-up runs (no temporary output file left behind)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 class _LevelFormatter(logging.Formatter):
@@ -90,7 +101,7 @@ def run(cfg: DictConfig, stdin=None, stdout=None, stderr=None) -> dict | None:
 
 def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     from seq2seq_rdrop.checkpoints import check_checkpoint_dir
-    from seq2seq_rdrop.generation import GenerationError, OutputFile, checkpoint_settings, decode_options, read_input
+    from seq2seq_rdrop.generation import GenerationError, OutputFile, checkpoint_settings, decode_options, stream_input
 
     # --- cheap checks first: options, checkpoint directory and its settings, input, output -------
     _check_options(cfg)
@@ -111,58 +122,91 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
         if "cannot be loaded" in str(e):
             raise
         raise UsageError(str(e)) from None
-    examples = read_input(cfg.input, skip_bad_lines=cfg.skip_bad_lines, stdin=stdin)
-    if cfg.evaluate and not any(ex.title for ex in examples):
-        raise GenerationError("evaluate=true but the input holds no reference titles "
-                              "(use title<TAB>abstract lines or JSON lines with a \"title\")")
-    output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input))
-    try:
-        return _generate(cfg, checkpoint, overrides, decode, examples, output, stdout, stderr)
-    finally:
-        if output is not None:
-            output.discard()  # a temporary file left by a failure or an interrupt
+    with stream_input(cfg.input, skip_bad_lines=cfg.skip_bad_lines, stdin=stdin) as (n_lines, examples):
+        output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input))
+        try:
+            return _generate(cfg, checkpoint, overrides, decode, (n_lines, examples), output, stdout, stderr)
+        finally:
+            if output is not None:
+                output.discard()  # a temporary file left by a failure or an interrupt
 
 
-def _generate(cfg, checkpoint, overrides, decode, examples, output, stdout, stderr) -> dict | None:
-    from seq2seq_rdrop.generation import GenerationError, TitleGenerator, jsonl_lines, score_titles, tsv_lines
+def _chunks(examples, size: int):
+    chunk = []
+    for example in examples:
+        chunk.append(example)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
-    # --- the model ------------------------------------------------------------------------------
+
+def _generate(cfg, checkpoint, overrides, decode, counted_examples, output, stdout, stderr) -> dict | None:
+    """Read, decode and write CHUNK_BATCHES batches at a time: titles (and progress) from the first chunk
+    on, memory bounded whatever the input's size; a regular output file is renamed into place at the end."""
+    from tqdm.auto import tqdm
+
+    from seq2seq_rdrop.generation import GenerationError, TitleGenerator, jsonl_lines, tsv_lines
+
     generator = TitleGenerator.from_pretrained(checkpoint, device=cfg.device, max_source_len=cfg.max_source_len,
                                                keep_case=cfg.keep_case, **overrides)
-    progress = cfg.progress
-    if progress == "auto":
-        progress = len(examples) > cfg.batch_size and stderr.isatty()
-    results = generator.hypotheses([ex.abstract for ex in examples], batch_size=cfg.batch_size,
-                                   progress=bool(progress))
+    n_lines, examples = counted_examples
+    progress = cfg.progress if cfg.progress != "auto" else n_lines > cfg.batch_size and stderr.isatty()
+    bar = tqdm(total=n_lines, desc="titles", unit="abstract", file=stderr, disable=not progress, dynamic_ncols=True)
+    scored, truncated, n_read = [], 0, 0  # scored (evaluate=true): (example, [best (title, score)])
+    for n_chunk, chunk in enumerate(_chunks(examples, cfg.batch_size * CHUNK_BATCHES)):
+        if n_chunk == 0 and cfg.evaluate and not any(ex.title for ex in chunk):
+            raise GenerationError("evaluate=true but the input holds no reference titles "
+                                  "(use title<TAB>abstract lines or JSON lines with a \"title\")")
+        results = generator.hypotheses([ex.abstract for ex in chunk], batch_size=cfg.batch_size, warn_truncated=False)
+        truncated += generator.last_truncated
+        lines = (jsonl_lines(chunk, results, n_best=decode["num_return"] > 1) if cfg.output_format == "jsonl"
+                 else tsv_lines(chunk, results))
+        _emit(lines, output, stdout)
+        # evaluate=true keeps each reference and best title, not the abstract
+        scored += [(replace(ex, abstract=""), row[:1]) for ex, row in zip(chunk, results) if cfg.evaluate]
+        n_read += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    if truncated:
+        logging.getLogger("seq2seq_rdrop.generation").warning(
+            "%d of %d abstract(s) longer than max_source_len=%d tokens were truncated", truncated, n_read,
+            generator.max_source_len)
+    if output is not None:
+        output.commit()
+    return _evaluate(cfg, decode, scored, stdout if output is not None else stderr) if cfg.evaluate else None
 
-    # --- output ---------------------------------------------------------------------------------
-    if cfg.output_format == "jsonl":
-        lines = jsonl_lines(examples, results, n_best=decode["num_return"] > 1)
-    else:
-        lines = tsv_lines(examples, results)
-    if output is None:
-        try:
-            stdout.writelines(lines)
-            stdout.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise GenerationError(f"cannot write the titles to stdout: {e.strerror or e}") from None
-    else:
-        output.write(lines)
 
-    if not cfg.evaluate:
-        return None
+def _emit(lines, output, stdout) -> None:
+    from seq2seq_rdrop.generation import GenerationError
+
+    if output is not None:
+        output.append(lines)
+        return
+    try:
+        stdout.writelines(lines)
+        stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise GenerationError(f"cannot write the titles to stdout: {e.strerror or e}") from None
+
+
+def _evaluate(cfg, decode, scored, table_stream) -> dict:
+    """ROUGE-1/2/L and BLEU of the best titles against the references, printed as a table."""
+    from seq2seq_rdrop.generation import score_titles
     from seq2seq_rdrop.metrics import format_table
 
-    scores = score_titles(examples, results)
+    examples = [ex for ex, _ in scored]
+    scores = score_titles(examples, [row for _, row in scored])
     missing = len(examples) - scores["n"]
     if missing:
         logging.getLogger("seq2seq_rdrop.generation").warning(
             "%d of %d abstract(s) have no reference title and are not scored", missing, len(examples))
     search = f"beam {decode['beam_size']}" if decode["strategy"] == "beam" else f"sampling, seed {decode['seed']}"
     table = format_table({"input": scores}, title=f"{cfg.input}: {search}, best title scored:")
-    print(table, file=stderr if output is None else stdout, flush=True)
+    print(table, file=table_stream, flush=True)
     return scores
 
 
@@ -200,6 +244,7 @@ def main() -> int:
 
     previous = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing them itself
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         _hydra_main()
     except (UsageError, HydraException, OmegaConfBaseException) as e:
@@ -208,10 +253,11 @@ def main() -> int:
     except GenerationError as e:
         print(f"error: {one_line_error(e)}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"error: interrupted{' (SIGTERM)' if isinstance(e, Terminated) else ''}", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         if previous is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:

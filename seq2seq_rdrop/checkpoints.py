@@ -13,9 +13,11 @@ the run was scored with (its `decode` config).
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -59,10 +61,35 @@ def atomic_write_dir(target: str | Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp, target)
         if old.exists():
             shutil.rmtree(old)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if _is_write_failure(e):
+            raise OSError(f"cannot write {target}: {_write_failure_reason(e, target.parent)}; the previous "
+                          "version, if any, is kept") from None
         raise
     return target
+
+
+def _is_write_failure(e: BaseException) -> bool:
+    """An OSError, or torch's serializer failing to write (on a full disk: "unexpected pos N vs M")."""
+    text = str(e)
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and ("unexpected pos" in text
+                                                                       or "PytorchStreamWriter" in text))
+
+
+def _write_failure_reason(e: BaseException, directory: Path) -> str:
+    """Why a write failed, with the space left on the directory's disk (a full disk is the usual cause)."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        cause = "no space left on the device"
+    elif isinstance(e, OSError):
+        cause = e.strerror or _one_line(e)
+    else:
+        cause = f"the file was written incompletely ({_one_line(e, 120)})"
+    return cause + (f"; {free / 2**20:.0f} MiB free on its disk" if free is not None else "")
 
 
 def recover_dir(target: str | Path) -> None:
@@ -104,7 +131,7 @@ def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None
     from .tokenizer import save_tokenizer
 
     def write(tmp: Path):
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, tokenizer=tokenizer)
         save_tokenizer(tokenizer, tmp)
         if cfg is not None:
             decode = OmegaConf.select(cfg, "decode", default=None)
@@ -310,7 +337,7 @@ def _held_transformers_logs():
     logger.handlers, logger.propagate = [Hold()], False
     ok = False
     try:
-        yield
+        yield held
         ok = True
     finally:
         logger.handlers, logger.propagate = handlers, propagate
@@ -324,14 +351,32 @@ def loading_checkpoint(path: str | Path, what: str = "checkpoint directory"):
     """Around the code that loads a checkpoint directory: verify_checkpoint_files first, and any failure
     becomes CheckpointError("<what> PATH cannot be loaded (reason)"), one line."""
     path = Path(path)
+    held: list[logging.LogRecord] = []
     try:
         verify_checkpoint_files(path)
-        with _held_transformers_logs():
+        with _held_transformers_logs() as held:
             yield path
     except CheckpointError:
         raise
     except Exception as e:  # OSError, ValueError, RuntimeError (shapes), SafetensorError, KeyError ...
-        raise CheckpointError(f"{what} {path} cannot be loaded ({_one_line(e)})") from None
+        reason = _mismatch_reason(held) if "above report" in str(e) else None
+        raise CheckpointError(f"{what} {path} cannot be loaded ({reason or _one_line(e)})") from None
+
+
+_MISMATCH = re.compile(r"^(\S+)\s*\|.*size mismatch - ckpt: torch\.Size\((\[[^]]*\])\) vs model:torch\.Size\((\[[^]]*\])\)")
+
+
+def _mismatch_reason(held: list[logging.LogRecord]) -> str | None:
+    """Hugging Face's shape-mismatch error says "look at the above report", which loading_checkpoint held
+    back: the report's first mismatched weight instead, and how many there are."""
+    found = [m.groups() for record in held for line in record.getMessage().splitlines()
+             if (m := _MISMATCH.match(line.strip()))]
+    if not found:
+        return None
+    name, saved, expected = found[0]
+    more = f" and {len(found) - 1} more weight(s)" if len(found) > 1 else ""
+    return (f"its weights do not have the shapes its config.json gives: {name} is {saved} in the weights file, "
+            f"{expected} by config.json{more}")
 
 
 def check_tokenizer_fits(tokenizer, model) -> None:

@@ -43,8 +43,31 @@ class ValidateConfig(Callback):
         except ConfigError as e:
             raise ConfigRejected(e) from e
 
+    @staticmethod
+    def _check_run_dir(config) -> None:
+        """A busy run directory, or one holding a run this one would overwrite, refused before Hydra writes
+        its .hydra/ files into it (train() checks again, holding the lock)."""
+        from omegaconf import OmegaConf
+
+        from .config_checks import ConfigError
+        from .run_config import precheck_resume
+        from .run_dir import RunDirError, check_run_dir
+
+        try:
+            run_dir = OmegaConf.select(config, "hydra.run.dir")
+            trainer = config.get("trainer") or {}
+        except Exception:  # an interpolation only the job can resolve: train() checks
+            return
+        if run_dir:
+            try:
+                check_run_dir(run_dir, trainer.get("resume"), bool(trainer.get("overwrite")))
+                precheck_resume(config, run_dir)
+            except (RunDirError, ConfigError) as e:
+                raise ConfigRejected(e) from e
+
     def on_run_start(self, config, **kwargs) -> None:
         self._validate(config)
+        self._check_run_dir(config)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._validate(config)  # the options shared by every job; each job checks its own again in train()
@@ -133,7 +156,7 @@ def run_hydra_app(app, script: str) -> int:
         app()
     except ConfigRejected as e:
         print(f"error: {one_line_error(e.error, script)}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
+        return EXIT_USAGE if is_usage_error(e.error) else EXIT_FAILURE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

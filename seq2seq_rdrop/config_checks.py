@@ -19,6 +19,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .data import HEADERS
+
 # decode.beam_size may not exceed this (nor the vocabulary): memory grows with beams x abstracts x length,
 # and past a few dozen beams titles stop improving (README "Generating titles"; dev R-L: beam 16 45.21, 24 +0.05)
 MAX_BEAM_SIZE = 64
@@ -127,7 +129,8 @@ class _Checker:
     def choice(self, key: str, allowed: tuple):
         value = self.get(key)
         if value is not _UNSET and value not in allowed:
-            raise ConfigError(f"{key}={show(value)}: allowed values are {', '.join(allowed)}")
+            raise ConfigError(f"{key}={show(value)}: allowed values are "
+                              f"{', '.join(a if isinstance(a, str) else show(a) for a in allowed)}")
         return value
 
     def text(self, key: str, null: bool = False, what: str = "a file name"):
@@ -268,6 +271,7 @@ def _check_data(check: _Checker) -> None:
     check.integer("data.max_target_len", 1)
     check.integer("data.vocab_min_count", 1)
     check.boolean("data.skip_bad_lines")
+    check.choice("data.header", HEADERS)
     check.text("data.unlabeled_file", null=True)
 
 
@@ -321,6 +325,7 @@ def _check_trainer(check: _Checker) -> None:
     check.integer(t + "keep_last_states", 1)
     if (check.get(t + "keep_last_states") not in (_UNSET, 1) and check.get(t + "save_every") == 0):
         raise ConfigError("trainer.keep_last_states > 1 needs trainer.save_every > 0 (states are kept when saved)")
+    check.boolean(t + "overwrite")
     resume = check.get(t + "resume")
     if resume not in (_UNSET, None, True, False, "true", "false", "True", "False"):
         if not isinstance(resume, str) or not resume.strip():

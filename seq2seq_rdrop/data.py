@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -82,55 +83,89 @@ def decode_line(raw: bytes) -> str:
         raise DataError(f"undecodable bytes (not UTF-8) at byte {e.start}") from None
 
 
-def read_examples(
-    path: str | os.PathLike,
-    skip_bad_lines: bool = False,
-    require_title: bool = True,
-    allow_text: bool = False,
-) -> list[Example]:
-    """Read every pair in `path`. A bad line raises DataError naming file and line,
-    unless skip_bad_lines, in which case it is skipped and counted in the log."""
-    path = Path(path)
+HEADERS = ("auto", True, False)  # data.header: detect a header line, the first line is one, there is none
+# column names a header line may use (lower case): a first line made only of these is a header, not a pair
+HEADER_WORDS = {"title", "titles", "abstract", "abstracts", "abst", "text", "content", "summary", "source", "target",
+                "keywords", "keyword", "kw", "discipline", "category", "task", "prefix", "id",
+                "标题", "题目", "摘要", "关键词", "学科", "类别", "门类"}
+
+
+def is_header_line(line: str) -> bool:
+    """A tab-separated line whose every column is a known column name (title<TAB>abstract, 标题<TAB>摘要 ...)."""
+    columns = [c.strip().lower() for c in line.split("\t")]
+    return all(c in HEADER_WORDS for c in columns)
+
+
+@dataclass
+class LoadStats:
+    """What reading a file skipped: malformed lines (skip_bad_lines) and the header line, if any."""
+
+    skipped: int = 0
+    header_line: int | None = None
+    layout: str | None = None  # detect_layout's, from the first line read as data
+
+
+def _example(line: str, layout: str, lineno: int, require_title: bool) -> Example:
+    abstract, title = _parse_line(line, layout)
+    abstract = abstract.strip()
+    title = None if title is None else title.strip()
+    if not abstract:
+        raise DataError("empty abstract")
+    if require_title and not title:
+        raise DataError("empty title")
+    return Example(abstract=abstract, title=title, line=lineno)
+
+
+def iter_examples(path: str | os.PathLike, skip_bad_lines: bool = False, require_title: bool = True,
+                  allow_text: bool = False, header="auto", stats: LoadStats | None = None) -> Iterator[Example]:
+    """The pairs of `path` one by one (so a large file is never held whole). The first non-empty line is
+    skipped as a header when `header` is true, or "auto" and it is_header_line. A bad line raises
+    DataError naming file and line, unless skip_bad_lines: then it is skipped, counted in `stats` and logged."""
+    path, stats = Path(path), stats if stats is not None else LoadStats()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file. {FORMATS_HELP}")
-    examples: list[Example] = []
     layout = None
-    skipped = 0
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 line = decode_line(raw)
                 if not line.strip():
                     continue  # blank lines separate nothing; ignore them
-                if layout is None:
-                    layout = detect_layout(line, allow_text=allow_text)
-                abstract, title = _parse_line(line, layout)
-                abstract = abstract.strip()
-                title = None if title is None else title.strip()
-                if not abstract:
-                    raise DataError("empty abstract")
-                if require_title and not title:
-                    raise DataError("empty title")
+                if layout is None and (header is True or (header == "auto" and is_header_line(line))):
+                    stats.header_line = lineno
+                    log.info("%s:%d: header line skipped (data.header=%s)", path, lineno, header)
+                    header = False
+                    continue
+                layout = stats.layout = layout or detect_layout(line, allow_text=allow_text)
+                yield _example(line, layout, lineno, require_title)
             except DataError as e:
                 if not skip_bad_lines:
                     raise DataError(f"{path}:{lineno}: {e} (set data.skip_bad_lines=true to skip such lines)") from None
-                skipped += 1
+                stats.skipped += 1
                 log.warning("%s:%d: skipped: %s", path, lineno, e)
-                continue
-            examples.append(Example(abstract=abstract, title=title, line=lineno))
-    if skipped:
-        log.warning("%s: skipped %d bad line(s), kept %d", path, skipped, len(examples))
+
+
+def read_examples(path: str | os.PathLike, skip_bad_lines: bool = False, require_title: bool = True,
+                  allow_text: bool = False, header="auto") -> list[Example]:
+    """Every pair of `path` (iter_examples), with a summary in the log: pairs kept, lines skipped, and the
+    pairs that repeat an earlier one (title and abstract; kept, as the data have them)."""
+    stats = LoadStats()
+    examples = list(iter_examples(path, skip_bad_lines, require_title, allow_text, header, stats))
+    if stats.skipped:
+        log.warning("%s: skipped %d bad line(s), kept %d", path, stats.skipped, len(examples))
     if not examples:
         raise DataError(f"{path}: no usable examples. {FORMATS_HELP}")
-    log.info("%s: %d examples (layout %s)", path, len(examples), layout)
+    duplicates = len(examples) - len({(e.title, e.abstract) for e in examples})
+    log.info("%s: %d examples (layout %s%s), %d duplicate pair(s)", path, len(examples), stats.layout,
+             ", header line skipped" if stats.header_line else "", duplicates)
     return examples
 
 
-def read_abstracts(path: str | os.PathLike, skip_bad_lines: bool = False) -> list[str]:
+def read_abstracts(path: str | os.PathLike, skip_bad_lines: bool = False, header="auto") -> list[str]:
     """The abstracts of `path` alone (data.unlabeled_file): one per line, or any layout above, whose
     titles are dropped here, so no title of the file reaches training."""
     return [e.abstract for e in read_examples(path, skip_bad_lines=skip_bad_lines, require_title=False,
-                                              allow_text=True)]
+                                              allow_text=True, header=header)]
 
 
 def resolve_data_dir(configured: str | None) -> Path:

@@ -34,11 +34,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .tokenizer import encode_text
+from .tokenizer import encode_text, fold_width
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump when what is stored, or how ids are computed, changes
+FORMAT_VERSION = 2  # 2: full-width letters and digits folded (tokenizer.fold_width). Bump when what is stored, or how ids are computed, changes
 CHUNK = 1024  # texts tokenized per call (bounds the memory of full-length ids before truncation)
 
 
@@ -89,7 +89,7 @@ def _encode_texts(tokenizer, texts: list[str], max_len: int | None) -> tuple[np.
             # reads a str through its UTF-8 form, which CPython then keeps inside that str for as long as
             # it lives. Given the examples' own strings, every text would keep a second copy for the whole
             # run, and encoding slows per pair as the data grows (outputs/benchmarks/README.md, bench_data).
-            chunk = [t[:1] + t[1:] for t in chunk]
+            chunk = [fold_width(t[:1] + t[1:]) for t in chunk]
             # the same ids as one call per text (encode_text); tests/test_encode_cache.py checks it
             ids = tokenizer(chunk, add_special_tokens=False, return_attention_mask=False,
                             return_token_type_ids=False)["input_ids"]

@@ -25,18 +25,19 @@ import json
 import logging
 import math
 import os
+import shutil
 import stat
 import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 from .checkpoints import (CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint,
                           read_generation_config)
 from .config_checks import MAX_BEAM_SIZE, ConfigError, check_decode, show  # noqa: F401 (MAX_BEAM_SIZE re-exported)
-from .data import DataError, Example, read_examples
+from .data import FORMATS_HELP, DataError, Example, iter_examples
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,24 @@ class CheckpointSettings:
 
 
 def checkpoint_settings(path: str | Path) -> CheckpointSettings:
-    """The decoding options and max_source_len a checkpoint was scored with: its generation_config.json;
-    else (older checkpoints, a run's state/model) the run's config, train_config.yaml or the run's
-    config_resolved.yaml; else the defaults, which `defaulted` lists."""
-    path = Path(path)
+    """The decoding options and max_source_len a checkpoint was scored with (_saved_settings), checked:
+    a bad value in the checkpoint's files is a GenerationError naming the file, not the user's options."""
+    settings = _saved_settings(Path(path))
+    try:
+        check_decode(dict(settings.decode))
+        if isinstance(settings.max_source_len, bool) or not isinstance(settings.max_source_len, int) \
+                or settings.max_source_len < 1:
+            raise ConfigError(f"data.max_source_len={show(settings.max_source_len)}: a positive integer is required")
+    except ConfigError as e:
+        raise GenerationError(f"checkpoint directory {path} cannot be loaded ({Path(settings.source).name}: "
+                              f"{e})") from None
+    return settings
+
+
+def _saved_settings(path: Path) -> CheckpointSettings:
+    """Its generation_config.json; else (older checkpoints, a run's state/model) the run's config,
+    train_config.yaml or the run's config_resolved.yaml, read as written (an ${...} interpolation in it is
+    never resolved); else the defaults, which `defaulted` lists."""
     try:
         saved = read_generation_config(path)
     except CheckpointError as e:
@@ -108,7 +123,7 @@ def checkpoint_settings(path: str | Path) -> CheckpointSettings:
         from omegaconf import OmegaConf
 
         try:
-            run_cfg = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+            run_cfg = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
         except Exception:  # an unreadable config only loses the settings, not the run
             log.warning("%s: unreadable", config_file)
             run_cfg = None
@@ -116,7 +131,7 @@ def checkpoint_settings(path: str | Path) -> CheckpointSettings:
             decode = {k: v for k, v in (run_cfg.get("decode") or {}).items() if k in DEFAULT_DECODE and v is not None}
             max_source_len = (run_cfg.get("data") or {}).get("max_source_len")
             defaulted = _unsaid(decode) + (() if max_source_len else ("max_source_len",))
-            return CheckpointSettings({**DEFAULT_DECODE, **decode}, int(max_source_len or DEFAULT_MAX_SOURCE_LEN),
+            return CheckpointSettings({**DEFAULT_DECODE, **decode}, max_source_len or DEFAULT_MAX_SOURCE_LEN,
                                       str(config_file), defaulted)
     return CheckpointSettings(dict(DEFAULT_DECODE), DEFAULT_MAX_SOURCE_LEN, "defaults",
                               (*_unsaid({}), "max_source_len"))
@@ -283,38 +298,40 @@ class TitleGenerator:
 
     def count_truncated(self, abstracts: Sequence[str]) -> int:
         """How many abstracts are longer than max_source_len tokens (they are cut to it)."""
+        return sum(n > self.max_source_len for n in self._lengths(abstracts))
+
+    def _lengths(self, abstracts: Sequence[str]) -> list[int]:
+        """Token counts, up to max_source_len + 1 (one more: cut): never a long abstract tokenized whole."""
         from .tokenizer import encode_text
 
-        return sum(len(encode_text(self.tokenizer, a)) > self.max_source_len for a in abstracts)
+        return [len(encode_text(self.tokenizer, a, self.max_source_len + 1)) for a in abstracts]
 
     def hypotheses(self, abstracts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
-                   keep_case: bool | None = None, **decode) -> list[list[tuple[str, float]]]:
+                   keep_case: bool | None = None, warn_truncated: bool = True, **decode) -> list[list[tuple[str, float]]]:
         """For each abstract its decode.num_return best (title, score) pairs, best first.
-        Over-long abstracts are truncated, with one warning for the whole call. keep_case: None = as set
-        at loading (default true: words of the abstract keep its case in the title)."""
+        Over-long abstracts are truncated, with one warning for the whole call (warn_truncated=False: none;
+        self.last_truncated counts them). keep_case: None = as set at loading (default true: words of the
+        abstract keep its case in the title)."""
         from .decoding import generate
-        from .tokenizer import decode_ids, encode_text, restore_case
+        from .tokenizer import decode_ids, restore_case
 
         keep_case = self.keep_case if keep_case is None else bool(keep_case)
         opts = decode_options(decode, base=self.decode)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise GenerationError(f"batch_size={batch_size!r}: a positive integer is required")
-        abstracts = list(abstracts)
-        for i, text in enumerate(abstracts):
-            if not isinstance(text, str) or not text.strip():
-                raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
-                                      " every abstract must be non-empty text")
+        abstracts = checked_abstracts(abstracts)
+        self.last_truncated = 0
         if not abstracts:
             return []
         self._check_positions(opts["max_len"])
-        lengths = [len(encode_text(self.tokenizer, a)) for a in abstracts]
+        lengths = self._lengths(abstracts)
         try:
             check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
                               min(max(lengths), self.max_source_len) + 2, self.device)
         except ValueError as e:
             raise GenerationError(str(e)) from None
-        truncated = sum(n > self.max_source_len for n in lengths)
-        if truncated:
+        truncated = self.last_truncated = sum(n > self.max_source_len for n in lengths)
+        if truncated and warn_truncated:
             log.warning("%d of %d abstract(s) longer than max_source_len=%d tokens were truncated",
                         truncated, len(abstracts), self.max_source_len)
         hyps = generate(self.model, self.tokenizer, abstracts, opts, batch_size=batch_size,
@@ -350,6 +367,20 @@ class TitleGenerator:
     __call__ = generate
 
 
+def checked_abstracts(abstracts) -> list[str]:
+    """`abstracts` as a list of non-empty strings, or GenerationError naming what is not: the argument
+    itself (None, a mapping, bytes, a number), or the position and type of an abstract that is not text."""
+    if isinstance(abstracts, (bytes, bytearray, dict)) or not hasattr(abstracts, "__iter__") \
+            or hasattr(abstracts, "keys"):
+        raise GenerationError(f"abstracts must be a string or a list of strings, not {type(abstracts).__name__}")
+    abstracts = list(abstracts)
+    for i, text in enumerate(abstracts):
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
+                                  " every abstract must be non-empty text")
+    return abstracts
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -375,22 +406,33 @@ def _renamed_in_logs(logger: logging.Logger, old: str, new: str):
 
 
 def read_input(source: str | Path, skip_bad_lines: bool = False, stdin: IO[bytes] | None = None) -> list[Example]:
-    """Abstracts (and reference titles, when the layout has them) from a file, or from stdin for "-".
+    """Every example of stream_input at once (small inputs, tests)."""
+    with stream_input(source, skip_bad_lines, stdin) as (_, examples):
+        return list(examples)
+
+
+@contextmanager
+def stream_input(source: str | Path, skip_bad_lines: bool = False, stdin: IO[bytes] | None = None):
+    """(number of non-blank lines, iterator of the Examples) of a file, or of stdin for "-" (copied to a
+    temporary file in blocks, so memory stays bounded). The examples are read one by one as iterated.
 
     Layouts: one abstract per line, or any layout training reads (title<TAB>abstract, the CSL
-    benchmark and release TSVs, JSON lines). Example.line is the 1-based line number. Blank lines
-    are skipped with one warning counting them; a malformed line is an error naming it, or with
-    skip_bad_lines a warning, the lines around it still read."""
-    if str(source) == "-":
-        data = (stdin if stdin is not None else sys.stdin.buffer).read()
-        with tempfile.TemporaryDirectory(prefix="generate-") as tmp:
-            path = Path(tmp) / "stdin"
-            path.write_bytes(data)
-            with _renamed_in_logs(logging.getLogger("seq2seq_rdrop.data"), str(path), "<stdin>"):
-                try:
-                    return _read_file(path, skip_bad_lines, name="<stdin>")
-                except GenerationError as e:
-                    raise GenerationError(str(e).replace(str(path), "<stdin>")) from None
+    benchmark and release TSVs, JSON lines); a header line is skipped. Example.line is the 1-based
+    line number. Blank lines are skipped with one warning counting them; a malformed line is an error
+    naming it, or with skip_bad_lines a warning, the lines around it still read."""
+    if str(source) != "-":
+        path = _input_path(source)
+        yield _count_lines(path, str(path)), _examples(path, skip_bad_lines, str(path))
+        return
+    with tempfile.TemporaryDirectory(prefix="generate-") as tmp:
+        path = Path(tmp) / "stdin"
+        with open(path, "wb") as f:
+            shutil.copyfileobj(stdin if stdin is not None else sys.stdin.buffer, f, 1 << 20)
+        with _renamed_in_logs(logging.getLogger("seq2seq_rdrop.data"), str(path), "<stdin>"):
+            yield _count_lines(path, "<stdin>"), _examples(path, skip_bad_lines, "<stdin>")
+
+
+def _input_path(source) -> Path:
     path = Path(source)
     if path.is_dir():
         raise GenerationError(f"input {path} is a directory, not a file")
@@ -398,10 +440,11 @@ def read_input(source: str | Path, skip_bad_lines: bool = False, stdin: IO[bytes
         raise GenerationError(f"input {path}: no such file")
     if not path.is_file():
         raise GenerationError(f"input {path} is not a regular file (use input=- to read stdin)")
-    return _read_file(path, skip_bad_lines, name=str(path))
+    return path
 
 
-def _read_file(path: Path, skip_bad_lines: bool, name: str) -> list[Example]:
+def _count_lines(path: Path, name: str) -> int:
+    """Non-blank lines (the progress bar's total); an input of blank lines only is an error."""
     blank = lines = 0
     with open(path, "rb") as f:
         for raw in f:
@@ -412,11 +455,21 @@ def _read_file(path: Path, skip_bad_lines: bool, name: str) -> list[Example]:
         raise GenerationError(f"input {name} is empty: no abstracts to title")
     if blank:
         log.warning("%s: skipped %d blank line(s)", name, blank)
+    return lines - blank
+
+
+def _examples(path: Path, skip_bad_lines: bool, name: str) -> Iterator[Example]:
+    """iter_examples, its errors as GenerationError naming the input (<stdin> for the temporary copy)."""
+    found = False
     try:
-        return read_examples(path, skip_bad_lines=skip_bad_lines, require_title=False, allow_text=True)
+        for example in iter_examples(path, skip_bad_lines=skip_bad_lines, require_title=False, allow_text=True):
+            found = True
+            yield example
     except DataError as e:
-        message = str(e).replace("data.skip_bad_lines=true", "skip_bad_lines=true")
+        message = str(e).replace("data.skip_bad_lines=true", "skip_bad_lines=true").replace(str(path), name)
         raise GenerationError(_one_line(message)) from None
+    if not found:
+        raise GenerationError(f"input {name}: no usable examples. {FORMATS_HELP}")
 
 
 # --------------------------------------------------------------------------------------- output
@@ -435,6 +488,7 @@ class OutputFile:
         self.given, self.target, self.direct = given, target, direct
         self.tmp: Path | None = None
         self._fd: int | None = None
+        self._file = None  # open from the first append to commit
 
     @classmethod
     def open(cls, given: str, input_path: str | None = None) -> "OutputFile":
@@ -488,24 +542,49 @@ class OutputFile:
 
     def write(self, lines: Iterable[str]) -> None:
         """All of `lines`, then (regular files) the rename into place; on failure nothing is replaced."""
+        self.append(lines)
+        self.commit()
+
+    def append(self, lines: Iterable[str]) -> None:
+        """More lines: into the temporary file (a regular file), or straight to a FIFO or device."""
         try:
-            if self.direct:
-                with open(self.target, "w", encoding="utf-8", newline="\n") as f:
-                    _write_all(f, lines)
-                return
-            fd, self._fd = self._fd, None
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                _write_all(f, lines)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.target)
-            self.tmp = None
+            if self._file is None:
+                if self.direct:
+                    self._file = open(self.target, "w", encoding="utf-8", newline="\n")
+                else:
+                    fd, self._fd = self._fd, None
+                    self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+            _write_all(self._file, lines)
         except OSError as e:
-            self.discard()
-            raise GenerationError(f"cannot write output={self.given}: {_os_reason(e, self.target)}") from None
+            self._fail(e)
+
+    def commit(self) -> None:
+        """Everything appended is written: a regular file is synced and renamed into place."""
+        self.append(())
+        try:
+            self._file.flush()
+            if not self.direct:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            if not self.direct:
+                os.replace(self.tmp, self.target)
+                self.tmp = None
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, e: OSError):
+        self.discard()
+        raise GenerationError(f"cannot write output={self.given}: {_os_reason(e, self.target)}") from None
 
     def discard(self) -> None:
         """Remove the temporary file (decoding failed or was interrupted)."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
         if self._fd is not None:
             try:
                 os.close(self._fd)

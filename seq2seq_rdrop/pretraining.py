@@ -123,7 +123,8 @@ def write_pairs(path: Path, pairs: list[Example]) -> None:
 def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Write the pseudo pairs as out_dir/train.tsv and out_dir/heldout.tsv; return (dir, n_train, n_heldout)."""
     pretrain_cfg = cfg.pretrain
-    train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
+    train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines,
+                                   header=cfg.data.get("header", "auto"))
     # the held-out test pairs and the validation split (data.val_size) stay unseen
     withheld = int(pretrain_cfg.exclude_last or 0) + int(cfg.data.get("val_size") or 0)
     if withheld:
@@ -165,14 +166,22 @@ def prepare(cfg, data_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
 def pretrain(cfg, out_dir) -> dict:
     """Build the pseudo pairs into out_dir/pretrain_data/ and train on them with the ordinary loop.
     The best model (chosen on held-out pseudo pairs) lands in out_dir/checkpoint/."""
-    from omegaconf import OmegaConf, open_dict
-
     from .config_checks import validate
-    from .data import resolve_data_dir
-    from .training import train
+    from .run_dir import owned_run_dir
 
     validate(cfg)  # every option, before the pseudo pairs are built (config_checks.py)
     out_dir = Path(out_dir)
+    # the directory is claimed before the pseudo pairs are written into it (train() re-enters the claim)
+    with owned_run_dir(out_dir, cfg.trainer.resume, bool(cfg.trainer.get("overwrite"))):
+        return _pretrain(cfg, out_dir)
+
+
+def _pretrain(cfg, out_dir: Path) -> dict:
+    from omegaconf import OmegaConf, open_dict
+
+    from .data import resolve_data_dir
+    from .training import train
+
     data_dir, n_train, n_heldout = prepare(cfg, resolve_data_dir(cfg.data.dir), out_dir / "pretrain_data")
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # exclude_last etc. resolved first
     with open_dict(cfg):

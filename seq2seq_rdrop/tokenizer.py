@@ -8,6 +8,7 @@ so WordPiece can never merge them. Text is lower-cased. The result is a plain
 """
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -30,10 +31,22 @@ def _is_punct(ch: str) -> bool:
     return unicodedata.category(ch).startswith("P") or (ch.isascii() and not ch.isalnum())
 
 
+# Full-width letters and digits (Ａ-Ｚ, ａ-ｚ, ０-９, U+FF10-FF5A) -> their ASCII forms; BERT's normaliser
+# keeps them apart, so ＡＢＣ１２３ was one [UNK] where ABC123 tokenizes. Only these: NFKC would also fold the
+# full-width punctuation (，％（）～ ...) that CSL's training file holds 2,710 of, changing the vocabulary.
+_FULL_WIDTH_ALNUM = {cp: cp - 0xFEE0 for cp in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
+
+
+def fold_width(text: str) -> str:
+    """`text` with full-width letters and digits as their half-width forms: what every tokenization (the
+    vocabulary, training, generation) reads."""
+    return text.translate(_FULL_WIDTH_ALNUM)
+
+
 def build_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
     """Special tokens, then every character seen at least `min_count` times (most frequent first).
     Characters that can sit inside a word (letters, digits) also get their `##` continuation form."""
-    counts = Counter(ch for text in texts for ch in text.lower() if not ch.isspace())
+    counts = Counter(ch for text in texts for ch in fold_width(text).lower() if not ch.isspace())
     tokens = list(SPECIAL_TOKENS)
     continuation = []
     for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -70,9 +83,37 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> N
         (out_dir / "vocab.txt").write_text("\n".join(t for t, _ in ordered) + "\n", encoding="utf-8")
 
 
+def vocab_sha256(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of the vocabulary in id order: a checkpoint stores it (config.json) so that tokenizer files
+    from another run, or a reordered vocab.txt, are refused at load instead of writing wrong titles."""
+    ordered = sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
+    return hashlib.sha256("\n".join(token for token, _ in ordered).encode("utf-8")).hexdigest()
+
+
+def _word_boundary_prefix(text: str, max_len: int) -> str:
+    """A prefix of `text` ending just before a character the tokenizers split words at (space, CJK,
+    punctuation), about 4 x max_len characters long: its tokens are the first tokens of the whole text.
+    The whole text when it is short, or when no boundary is near (one long word)."""
+    limit = 4 * max_len + 64
+    if len(text) <= limit:
+        return text
+    for end in range(limit, max(limit - 256, 0), -1):
+        ch = text[end]
+        if ch.isspace() or _is_cjk(ch) or _is_punct(ch):
+            return text[:end]
+    return text
+
+
 def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_len: int | None = None) -> list[int]:
-    """Token ids of `text` without special tokens, cut to max_len."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of `text` without special tokens, cut to max_len. A long text is cut at a word boundary
+    before it is tokenized (a 2 MB abstract costs no more than a short one), the same ids as cutting after."""
+    if max_len:
+        prefix = _word_boundary_prefix(text, max_len)
+        if prefix is not text:
+            ids = tokenizer(fold_width(prefix), add_special_tokens=False)["input_ids"]
+            if len(ids) >= max_len:
+                return ids[:max_len]
+    ids = tokenizer(fold_width(text), add_special_tokens=False)["input_ids"]
     return ids[:max_len] if max_len else ids
 
 
@@ -123,7 +164,7 @@ def restore_case(title: str, abstract: str) -> str:
         return title
     forms: dict[str, Counter] = {}
     order: dict[str, int] = {}
-    abstract_words = _words(abstract)
+    abstract_words = _words(fold_width(abstract))
     for i, word in enumerate(abstract_words):
         key = word.lower()
         if len(key) == len(word):  # only forms whose lower case maps letter to letter

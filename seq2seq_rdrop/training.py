@@ -48,6 +48,8 @@ from .memory import keep_freed_memory
 from .metrics import LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, score_corpus, score_examples
 from .models import Seq2SeqModel, build_model, load_model
 from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
+from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
+from .run_dir import owned_run_dir
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
 from .vocab_trim import trim_vocabulary
 
@@ -74,8 +76,13 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict:
 
 def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     out_dir = Path(ctx.broadcast(str(out_dir)))  # every rank uses rank 0's run directory
-    if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if not ctx.is_main:
+        return _train_in(cfg, out_dir, ctx, device_name)
+    with owned_run_dir(out_dir, cfg.trainer.resume, bool(cfg.trainer.get("overwrite"))):  # one run per directory
+        return _train_in(cfg, out_dir, ctx, device_name)
+
+
+def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> dict:
     hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every checkpoint
     check_trainer_options(cfg.trainer)
     set_seed(cfg.seed)
@@ -84,7 +91,9 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     device = pick_device(device_name, option="trainer.device")
 
     splits = load_splits(cfg)
+    record = run_record(cfg, data_file_hashes(cfg, splits.data_dir))  # saved with every state (run_config.py)
     model, tokenizer, resume_from = build_or_resume_model(cfg, out_dir, splits.train, ctx)
+    earlier_changes, changed = check_resumed_config(resume_from, record) if resume_from is not None else ([], {})
     check_run_decoding(cfg, model, device)  # beams within the vocabulary and memory, before any step
     regularizer = instantiate(cfg.regularizer)
     dropout = prepare_model(model, regularizer, cfg.trainer.fast_dropout, device)
@@ -95,11 +104,12 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
     forward_model = wrap(model, ctx, device)  # what the regularizer runs: the model itself, or its DDP wrapper
     deadline = Deadline(cfg.trainer.max_minutes, ctx)
     optim = Optimisation.build(model, cfg.trainer, plan.total_steps, deadline)
-    state = resume_training(resume_from, optim, cfg.trainer) if resume_from is not None else TrainState()
+    state = (resume_training(resume_from, optim, cfg.trainer, plan.total_steps) if resume_from is not None
+             else TrainState(total_steps=plan.total_steps))
+    record["changes"] = earlier_changes + ([{"step": state.step, "changed": changed}] if changed else [])
     run = Run(cfg=cfg, out_dir=out_dir, ctx=ctx, device=device, model=model, forward_model=forward_model,
               tokenizer=tokenizer, regularizer=regularizer, optim=optim, deadline=deadline, state=state,
-              selection=splits.selection,
-              unlabeled=unlabeled)
+              selection=splits.selection, unlabeled=unlabeled, record=record)
     if ctx.is_main:
         run.open_logs()
     run.fit(encoded, plan)
@@ -196,7 +206,7 @@ def load_split(cfg: DictConfig, data_dir: Path, name: str):
     file = cfg.data[f"{name}_file"]
     if not file:
         return None
-    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines, header=cfg.data.get("header", "auto"))
 
 
 def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[str] | None:
@@ -206,7 +216,8 @@ def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[
     file = cfg.data.get("unlabeled_file")
     if not file:
         return None
-    abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines)
+    abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines,
+                               header=cfg.data.get("header", "auto"))
     taken = {e.abstract for split in splits for e in split}
     kept = [a for a in abstracts if a not in taken]
     log.info("data.unlabeled_file=%s: %d abstracts, %d of them also in the labelled pairs, dev or test left out",
@@ -398,6 +409,15 @@ class Optimisation:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
+    def restart_schedule_at(self, step: int) -> None:
+        """The learning rate of the schedule built for a new total at `step` (the saved one followed the old
+        total up to the saved step): what the next optimiser step uses."""
+        scheduler = self.scheduler
+        lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
+
     def load_state_dict(self, saved: dict, where: Path, ema_decay) -> None:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -418,6 +438,7 @@ class TrainState:
     kept_step: int | None = None  # the evaluation whose weights checkpoint/ holds (trainer.keep)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    total_steps: int | None = None  # the schedule's length (StepPlan.total_steps); None: saved before it was kept
 
     @classmethod
     def from_dict(cls, saved: dict) -> "TrainState":
@@ -427,11 +448,20 @@ class TrainState:
         return state
 
 
-def resume_training(resume_from: Path, optim: Optimisation, trainer_cfg: DictConfig) -> TrainState:
-    """Optimiser, schedule, EMA, TrainState and random states as state/ saved them."""
+def resume_training(resume_from: Path, optim: Optimisation, trainer_cfg: DictConfig, total_steps: int) -> TrainState:
+    """Optimiser, schedule, EMA, TrainState and random states as state/ saved them. A new step budget
+    (trainer.max_steps or epochs changed) gets the schedule over the new total, from the saved step on."""
     saved = load_trainer_state(resume_from / "trainer_state.pt")
     optim.load_state_dict(saved, resume_from, trainer_cfg.ema_decay)
     state = TrainState.from_dict(saved["progress"])
+    if total_steps < state.step:
+        raise ValueError(f"trainer.max_steps: the run is to end at step {total_steps} but {resume_from} is at step "
+                         f"{state.step} already: resume with trainer.max_steps >= {state.step}")
+    if state.total_steps is not None and state.total_steps != total_steps:
+        optim.restart_schedule_at(state.step)
+        log.info("trainer: %d steps in all (was %d): the learning-rate schedule follows the new total",
+                 total_steps, state.total_steps)
+    state.total_steps = total_steps
     _set_rng_state(saved["rng"])
     log.info("resumed from %s at step %d", resume_from, state.step)
     return state
@@ -592,6 +622,7 @@ class Run:
     train_log: CsvLog | None = None  # rank 0 only, from open_logs
     eval_log: CsvLog | None = None
     unlabeled: UnlabeledStream | None = None  # semi-supervised regularizers only
+    record: dict | None = None  # config, data hashes, changes at resumes: state/run_config.json (run_config.py)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -723,10 +754,12 @@ class Run:
         """state/: the model with its tokenizer, and trainer_state.pt (optimisation, TrainState, random
         states), swapped in whole."""
         def write(tmp: Path):
-            self.model.save_pretrained(tmp / "model")
+            self.model.save_pretrained(tmp / "model", tokenizer=self.tokenizer)
             self.tokenizer.save_pretrained(str(tmp / "model"))
             torch.save({**self.optim.state_dict(), "progress": asdict(self.state), "rng": _rng_state()},
                        tmp / "trainer_state.pt")
+            if self.record is not None:
+                write_run_record(tmp, self.record)
         atomic_write_dir(self.out_dir / "state", write)
         if self.cfg.trainer.keep_last_states > 1:  # earlier states for scripts/average_checkpoints.py
             keep_state_copy(self.out_dir, self.state.step, self.cfg.trainer.keep_last_states)
@@ -785,6 +818,7 @@ def final_metrics(run: Run, splits: Splits, plan: StepPlan, dropout: tuple[float
         "precision": cfg.trainer.precision,
         "ema_decay": cfg.trainer.ema_decay,
         "fast_dropout": bool(cfg.trainer.fast_dropout),
+        **({"config_changes": run.record["changes"]} if run.record and run.record["changes"] else {}),
     }
 
 

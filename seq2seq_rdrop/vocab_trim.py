@@ -39,6 +39,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from .tokenizer import fold_width
+
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "vocab_trim"  # where the mapping lives in the HF config (config.json)
@@ -87,7 +89,7 @@ def kept_token_ids(tokenizer, texts: Iterable[str], extra_ids: Iterable[int] = (
     kept = set(tokenizer.all_special_ids) | set(extra_ids)
     texts = list(texts)
     for first in range(0, len(texts), CHUNK):
-        for ids in tokenizer(texts[first:first + CHUNK], add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer([fold_width(t) for t in texts[first:first + CHUNK]], add_special_tokens=False)["input_ids"]:
             kept.update(ids)
     return sorted(kept)
 

@@ -124,3 +124,36 @@ def test_large_dev_files_are_evaluated_on_a_bounded_prefix_said_in_the_log(data_
         for bound in ("8", "null"):  # not cut: nothing said
             assert len(load_splits(_compose(f"data.dir={data_dir}", f"data.max_eval_samples={bound}")).dev) == 8
     assert "evaluating (and choosing" not in caplog.text
+
+
+@pytest.mark.parametrize("header_line", ["title\tabstract", "标题\t摘要", "Title\tAbstract\tKeywords\tDiscipline\tCategory"])
+def test_a_header_line_is_detected_and_skipped_not_trained_on(tmp_path, header_line, caplog):
+    columns = header_line.count("\t") + 1
+    rows = ["题一\t摘要一" + "\tx" * (columns - 2), "题二\t摘要二" + "\tx" * (columns - 2)]
+    path = write(tmp_path, "with_header.tsv", "\n".join([header_line, *rows]) + "\n")
+    with caplog.at_level("INFO", logger="seq2seq_rdrop.data"):
+        examples = read_examples(path)
+    assert [(e.title, e.line) for e in examples] == [("题一", 2), ("题二", 3)]
+    assert any(f"{path}:1: header line skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_data_header_true_skips_any_first_line_and_false_reads_a_header_as_a_pair(tmp_path):
+    path = write(tmp_path, "pairs.tsv", "题一\t摘要一\ntitle\tabstract\n")
+    assert [e.title for e in read_examples(path, header=True)] == ["title"]
+    assert [e.title for e in read_examples(path, header=False)] == ["题一", "title"]  # only the first line is one
+
+
+def test_duplicate_pairs_are_counted_in_the_load_summary_and_kept(tmp_path, caplog):
+    path = write(tmp_path, "dups.tsv", "题一\t摘要一\n题二\t摘要二\n题一\t摘要一\n题一\t摘要一\n")
+    with caplog.at_level("INFO", logger="seq2seq_rdrop.data"):
+        assert len(read_examples(path)) == 4
+    assert any("4 examples (layout tsv2), 2 duplicate pair(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_data_header_outside_auto_true_false_is_refused_naming_the_allowed_values():
+    from omegaconf import OmegaConf
+
+    from seq2seq_rdrop.config_checks import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"data.header='maybe': allowed values are auto, true, false"):
+        validate(OmegaConf.create({"data": {"header": "maybe"}}))

@@ -469,3 +469,103 @@ def test_measure_diversity_reports_each_way_of_getting_n_titles_with_the_oracle_
     assert "(4 pairs), 3 titles per abstract" in out.read_text(encoding="utf-8")
     for _, distinct, titles, top1, oracle, _ in rows:
         assert 0 < float(distinct) <= 1 and 1 <= float(titles) <= 3 and float(oracle) >= float(top1)
+
+
+# ------------------------------------------------------------------------ streaming (issue 27)
+
+
+def test_titles_are_written_chunk_by_chunk_while_the_input_is_still_being_read(ckpt, tmp_path, monkeypatch,
+                                                                              capsys):
+    """batch_size=1: chunks of CHUNK_BATCHES abstracts; the first titles go out after the first chunk is
+    read, and the output file stays the old one until the last chunk is written (then it is replaced)."""
+    import seq2seq_rdrop.generation as generation
+
+    n, chunk = 40, cli_module.CHUNK_BATCHES
+    source = tmp_path / "abstracts.txt"
+    source.write_text("\n".join(_abstracts(n)) + "\n", encoding="utf-8")
+    output = tmp_path / "titles.tsv"
+    output.write_text("old\n")
+    read, seen_at_writes = [0], []
+    real_iter, real_append = generation.iter_examples, generation.OutputFile.append
+
+    def counting_iter(*args, **kwargs):
+        for example in real_iter(*args, **kwargs):
+            read[0] += 1
+            yield example
+
+    def recording_append(self, lines):
+        seen_at_writes.append((read[0], output.read_text()))
+        real_append(self, lines)
+
+    monkeypatch.setattr(generation, "iter_examples", counting_iter)
+    monkeypatch.setattr(generation.OutputFile, "append", recording_append)
+    rc, _, err = run_cli(monkeypatch, capsys, f"checkpoint={ckpt}", f"input={source}", f"output={output}",
+                         "batch_size=1", f"decode.max_len={MAX_LEN}", "decode.beam_size=2")
+    assert rc == 0, err
+    assert [count for count, _ in seen_at_writes][:3] == [chunk, 2 * chunk, n]
+    assert all(text == "old\n" for _, text in seen_at_writes)  # replaced whole, at the end
+    assert [row[0] for row in parse_tsv(output.read_text())] == list(range(1, n + 1))
+
+
+def test_a_two_megabyte_abstract_is_never_tokenized_whole(api):
+    calls = []
+    tokenizer = api.tokenizer
+    real_call = type(tokenizer).__call__
+
+    def recording_call(self, text, *args, **kwargs):
+        calls.append(len(text) if isinstance(text, str) else max(map(len, text)))
+        return real_call(self, text, *args, **kwargs)
+
+    huge = "".join(ALPHABET) * (2_000_000 // len(ALPHABET))
+    try:
+        type(tokenizer).__call__ = recording_call
+        title = api.generate(huge, beam_size=2, max_len=MAX_LEN)
+    finally:
+        type(tokenizer).__call__ = real_call
+    assert isinstance(title, str) and calls and max(calls) < 10 * api.max_source_len + 1000
+
+
+def test_sigterm_during_generation_leaves_no_temporary_file(ckpt, tmp_path):
+    import signal
+    import time
+
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(_abstracts(20000)) + "\n", encoding="utf-8")
+    output = tmp_path / "out" / "titles.tsv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "generate.py"), f"checkpoint={ckpt}",
+                             f"input={source}", f"output={output}", "decode.beam_size=2", f"decode.max_len={MAX_LEN}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while not list(output.parent.glob(".titles.tsv.*.tmp")) or not any(  # decoding has started: titles in the temp file
+            p.stat().st_size for p in output.parent.glob(".titles.tsv.*.tmp")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.decode().strip().splitlines()[-1] == "error: interrupted (SIGTERM)"
+    assert list(output.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad,named", [(None, "not NoneType"), ({"摘要": 1}, "not dict"), (b"abc", "not bytes"),
+                                       (7, "not int"), (["摘要一二三", b"x"], "abstract 2 is bytes")])
+def test_the_api_refuses_what_is_not_a_list_of_strings_naming_it(api, bad, named):
+    with pytest.raises(GenerationError, match=named):
+        api.generate(bad)
+
+
+def test_an_interpolation_in_a_checkpoints_train_config_is_not_resolved_and_is_blamed_on_the_checkpoint(
+        ckpt, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    old = shutil.copytree(ckpt, tmp_path / "old_ckpt")
+    (old / "generation_config.json").unlink()  # an older checkpoint: its settings come from train_config.yaml
+    (old / "train_config.yaml").write_text("decode:\n  beam_size: ${oc.env:HOME}\ndata:\n  max_source_len: 40\n")
+    source = tmp_path / "a.txt"
+    source.write_text(_abstracts(1)[0] + "\n", encoding="utf-8")
+    rc, out, err = run_cli(monkeypatch, capsys, f"checkpoint={old}", f"input={source}")
+    assert rc == 1 and out == ""
+    assert err.strip() == (f"error: checkpoint directory {old} cannot be loaded (train_config.yaml: "
+                           "decode.beam_size='${oc.env:HOME}': an integer is required)"), err
+    assert os.environ["HOME"] not in err

@@ -34,3 +34,35 @@ def test_saved_tokenizer_reloads_identically(tmp_path):
     assert (tmp_path / "b" / "vocab.txt").is_file()
     again = load_tokenizer(tmp_path / "b")
     assert again("图像 unet")["input_ids"] == tok("图像 unet")["input_ids"]
+
+
+def test_full_width_letters_and_digits_tokenize_like_their_half_width_forms(tmp_path):
+    tok = build_tokenizer(["基于LSTM的方法2019"], tmp_path)
+    assert encode_text(tok, "基于ＬＳＴＭ的方法２０１９") == encode_text(tok, "基于LSTM的方法2019")
+    assert tok.unk_token_id not in encode_text(tok, "ｌｓｔｍ")
+
+
+def test_a_vocabulary_built_from_full_width_text_holds_the_half_width_tokens(tmp_path):
+    tok = build_tokenizer(["ＡＢＣ１２３"], tmp_path)
+    assert encode_text(tok, "abc123") == encode_text(tok, "ＡＢＣ１２３")
+    assert tok.unk_token_id not in encode_text(tok, "abc123")
+
+
+def test_full_width_punctuation_is_left_as_it_was():
+    """Only letters and digits fold: CSL's full-width punctuation (，％（）...) keeps its own tokens."""
+    from seq2seq_rdrop.tokenizer import fold_width
+
+    assert fold_width("，％（）～ＡＺａｚ０９") == "，％（）～AZaz09"
+
+
+def test_a_long_text_cut_before_tokenizing_gives_the_ids_of_cutting_after(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    words = ["基于", "lstm", "的", "方法", "，", "cnn2019", " ", "深度学习", "ＡＢＣ"]
+    tok = build_tokenizer(words, tmp_path)
+    for _ in range(20):
+        text = "".join(rng.choice(words) for _ in range(rng.randint(50, 400)))
+        full = tok(text.replace("ＡＢＣ", "ABC"), add_special_tokens=False)["input_ids"]
+        for max_len in (8, 40, 128):
+            assert encode_text(tok, text, max_len) == full[:max_len]

@@ -20,7 +20,7 @@ from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer
 from transformers.utils import logging as hf_logging
 
-from ..tokenizer import load_tokenizer
+from ..tokenizer import load_tokenizer, vocab_sha256
 from .copy_head import CopyHead, load_copy_head, save_copy_head
 
 hf_logging.disable_progress_bar()  # no "Loading weights" / "Writing model shards" bars at every checkpoint
@@ -123,6 +123,16 @@ def saved_copy_options(config, copy: bool | None, copy_follow: bool | None, copy
     return {name: bool(saved.get(name, False) if value is None else value) for name, value in requested.items()}
 
 
+def check_vocab_matches(config, tokenizer) -> None:
+    """ValueError when config.json holds the vocab_sha256 of the tokenizer the model was trained with and
+    `tokenizer` is another (another run's, or a reordered vocab.txt). Checkpoints saved before the hash
+    was kept, and plain HF ones, carry none: they load as before."""
+    expected = (getattr(config, MODEL_CONFIG_KEY, None) or {}).get("vocab_sha256")
+    if expected and vocab_sha256(tokenizer) != expected:
+        raise ValueError(f"its tokenizer files ({len(tokenizer)} tokens) are not the vocabulary the model was trained "
+                         "with (vocab_sha256 in config.json differs): use the tokenizer files saved with the model")
+
+
 def never_generated(tokenizer) -> list[int]:
     """[UNK] and [MASK] (or <unk>/<mask>): never generated nor drawn by random replacement."""
     return [i for i in (tokenizer.unk_token_id, tokenizer.mask_token_id) if i is not None]
@@ -176,6 +186,7 @@ class Seq2SeqModel(nn.Module):
         hf_model = cls.hf_class.from_pretrained(str(path), **overrides)
         if tokenizer is None:
             tokenizer = load_tokenizer(path)
+        check_vocab_matches(hf_model.config, tokenizer)
         model = cls.from_hf(hf_model, tokenizer, **saved_copy_options(hf_model.config, copy, copy_follow,
                                                                       copy_coverage))
         load_copy_head(model.copy_head, path)
@@ -263,12 +274,14 @@ class Seq2SeqModel(nn.Module):
         raise NotImplementedError
 
     # --- saving ------------------------------------------------------------------------------
-    def save_pretrained(self, out_dir: str | Path) -> None:
-        """HF files (config.json with our settings, safetensors) plus the copy head's weights."""
+    def save_pretrained(self, out_dir: str | Path, tokenizer=None) -> None:
+        """HF files (config.json with our settings, safetensors) plus the copy head's weights. With the
+        tokenizer saved beside it, config.json also holds its vocab_sha256 (checked by from_pretrained)."""
         head = self.copy_head
         self.hf_model.config.update({MODEL_CONFIG_KEY: {
             "family": self.family, "copy": head is not None,
             "copy_follow": head is not None and head.follow is not None,
-            "copy_coverage": head is not None and head.coverage is not None}})
+            "copy_coverage": head is not None and head.coverage is not None,
+            **({"vocab_sha256": vocab_sha256(tokenizer)} if tokenizer is not None else {})}})
         self.hf_model.save_pretrained(str(out_dir))
         save_copy_head(head, out_dir)
