@@ -1038,7 +1038,11 @@ def md_equal_time(report: dict) -> list[str]:
             "source in the cost table; "
             "R-L is linearly interpolated on the run's eval_log.csv (step, rouge-l) curve, capped at its last "
             "evaluation ('capped'), then mean ± sd over seeds. A curve point mid-schedule is not the same as a "
-            "shorter run with its own annealed schedule: there the learning rate has not yet decayed.", ""] \
+            "shorter run with its own annealed schedule: there the learning rate has not yet decayed, so with a "
+            "decaying schedule this table is no equal-time competitor and favours the baseline (whose end point "
+            "is annealed). With a constant learning rate after a fixed warm-up (the converged protocol), a run's "
+            "first M steps are exactly a complete run of M steps, and its best validation step within them is "
+            "the equal-time competitor.", ""] \
         + _table(["regularizer", "equivalent steps", "seeds", "dev R-L", "note"], rows) + [""]
 
 
