@@ -266,6 +266,13 @@ class TitleGenerator:
                 hf_logging.enable_progress_bar()
         return cls(model, tokenizer, torch_device, max_source_len, decode, keep_case=keep_case)
 
+    def options(self, **decode) -> dict:
+        """The decoding options hypotheses() uses for these keyword overrides (None: as loaded), checked:
+        GenerationError with generate.py's one-line message. The server checks a request with it."""
+        opts = decode_options(decode, base=self.decode)
+        self._check_positions(opts["max_len"])
+        return opts
+
     def _check_positions(self, max_len: int) -> None:
         """A clear error instead of an index error deep in the model when the lengths cannot fit."""
         positions = getattr(self.model, "max_positions", None)
@@ -296,17 +303,13 @@ class TitleGenerator:
         from .tokenizer import decode_ids, encode_text, restore_case
 
         keep_case = self.keep_case if keep_case is None else bool(keep_case)
-        opts = decode_options(decode, base=self.decode)
+        opts = self.options(**decode)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise GenerationError(f"batch_size={batch_size!r}: a positive integer is required")
         abstracts = list(abstracts)
-        for i, text in enumerate(abstracts):
-            if not isinstance(text, str) or not text.strip():
-                raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
-                                      " every abstract must be non-empty text")
+        check_abstracts(abstracts)
         if not abstracts:
             return []
-        self._check_positions(opts["max_len"])
         lengths = [len(encode_text(self.tokenizer, a)) for a in abstracts]
         try:
             check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
@@ -348,6 +351,14 @@ class TitleGenerator:
         return results[0] if single else results
 
     __call__ = generate
+
+
+def check_abstracts(abstracts: Sequence) -> None:
+    """Every abstract non-empty text, else GenerationError naming the first that is not (1-based)."""
+    for i, text in enumerate(abstracts):
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
+                                  " every abstract must be non-empty text")
 
 
 def _one_line(e: BaseException) -> str:
@@ -544,8 +555,9 @@ def _tsv_score(score: float) -> str:
     return f"{score:.4f}" if math.isfinite(score) else str(score)
 
 
-def _json_score(score: float) -> float | None:
-    return round(score, 6) if math.isfinite(score) else None  # JSON has no -Infinity
+def json_score(score: float) -> float | None:
+    """A score as JSON can hold it: rounded, None for -inf (JSON has no -Infinity)."""
+    return round(score, 6) if math.isfinite(score) else None
 
 
 def tsv_lines(examples: Sequence[Example], results: Sequence[Sequence[tuple[str, float]]]) -> Iterable[str]:
@@ -561,9 +573,9 @@ def jsonl_lines(examples: Sequence[Example], results: Sequence[Sequence[tuple[st
     `nbest`, the list of {title, score}, best first."""
     for ex, row in zip(examples, results):
         title, score = row[0]
-        obj = {"abstract_id": ex.line, "title": title, "score": _json_score(score)}
+        obj = {"abstract_id": ex.line, "title": title, "score": json_score(score)}
         if n_best:
-            obj["nbest"] = [{"title": t, "score": _json_score(s)} for t, s in row]
+            obj["nbest"] = [{"title": t, "score": json_score(s)} for t, s in row]
         yield json.dumps(obj, ensure_ascii=False) + "\n"
 
 
