@@ -267,8 +267,9 @@ class TitleGenerator:
         return cls(model, tokenizer, torch_device, max_source_len, decode, keep_case=keep_case)
 
     def options(self, **decode) -> dict:
-        """The decoding options hypotheses() uses for these keyword overrides (None: as loaded), checked:
-        GenerationError with generate.py's one-line message. The server checks a request with it."""
+        """The decoding options hypotheses() uses for these keyword overrides (None: as loaded), checked as
+        hypotheses() checks them: GenerationError with generate.py's one-line message. The server checks a
+        request with it before queueing it."""
         opts = decode_options(decode, base=self.decode)
         self._check_positions(opts["max_len"])
         return opts
@@ -303,13 +304,14 @@ class TitleGenerator:
         from .tokenizer import decode_ids, encode_text, restore_case
 
         keep_case = self.keep_case if keep_case is None else bool(keep_case)
-        opts = self.options(**decode)
+        opts = decode_options(decode, base=self.decode)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise GenerationError(f"batch_size={batch_size!r}: a positive integer is required")
         abstracts = list(abstracts)
         check_abstracts(abstracts)
         if not abstracts:
             return []
+        self._check_positions(opts["max_len"])
         lengths = [len(encode_text(self.tokenizer, a)) for a in abstracts]
         try:
             check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
