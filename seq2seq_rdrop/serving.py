@@ -102,6 +102,8 @@ def _json_object(body: bytes) -> dict:
         payload = json.loads(text)
     except ValueError as e:
         raise RequestError(400, f"the body is not JSON: {e}") from None
+    except RecursionError:  # arrays nested deeper than Python's recursion limit
+        raise RequestError(400, "the body is not JSON this server reads: nested too deeply") from None
     if not isinstance(payload, dict):
         raise RequestError(422, 'the body must be a JSON object: {"abstracts": ["..."], ...decoding options}')
     return payload

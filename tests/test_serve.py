@@ -134,11 +134,12 @@ def test_bad_requests_get_a_status_and_one_line(client, body, status, message):
 @pytest.mark.parametrize("content, headers, status, message", [
     (b'{"abstracts": ["\xff\xfe"]}', {"Content-Type": "application/json"}, 400, "not valid UTF-8 (byte 16)"),
     (b'{"abstracts": [', {"Content-Type": "application/json"}, 400, "the body is not JSON"),
+    (b"[" * 1900, {"Content-Type": "application/json"}, 400, "nested too deeply"),
     (b'{"abstracts": ["x"]}', {"Content-Type": "text/plain"}, 415, "Content-Type must be application/json, not text/plain"),
     (b'{"abstracts": ["x"]}', {}, 415, "Content-Type must be application/json, not missing"),
     (b'{"abstracts": ["' + "一".encode() * 700 + b'"]}', {"Content-Type": "application/json"}, 413,
      "the body exceeds 2000 bytes (server.max_body_bytes)"),
-], ids=["utf8", "json", "content-type", "no-content-type", "body-size"])
+], ids=["utf8", "json", "deep", "content-type", "no-content-type", "body-size"])
 def test_undecodable_or_oversize_bodies(client, content, headers, status, message):
     answer = client.post("/v1/titles", content=content, headers=headers)
     assert answer.status_code == status
