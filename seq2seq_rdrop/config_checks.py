@@ -413,3 +413,33 @@ def check_run_decoding(cfg, model, device=None) -> None:
             check_decode_fits(model, opts, rows, source_len, device, batch_option="decode.batch_size", prefix=prefix)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+# ------------------------------------------------------------------------------------------ serve.py
+
+
+SERVE_KEYS = ("checkpoint", "device", "max_source_len", "keep_case", "server")  # conf/serve.yaml
+SERVER_KEYS = ("host", "port", "max_batch", "max_wait_ms", "queue_size", "max_abstracts", "max_chars",
+               "max_total_chars", "max_body_bytes", "decode_timeout_s", "retry_after_s", "log_level")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def check_serve(cfg) -> None:
+    """The options of serve.py (conf/serve.yaml), before the model is loaded. Raises ConfigError (one line)."""
+    check = _Checker(cfg)
+    unknown = sorted(set(cfg.keys()) - set(SERVE_KEYS)) + sorted(f"server.{k}" for k in set(cfg.server) - set(SERVER_KEYS))
+    if unknown:  # keys added with +key=value
+        raise ConfigError(f"unknown option {unknown[0]!r} (python serve.py --help lists the options)")
+    check.text("checkpoint", what="a checkpoint directory")
+    if not DEVICE.match(str(check.get("device"))):
+        raise ConfigError(f"device={show(check.get('device'))}: allowed values are auto, cpu, cuda, cuda:N")
+    check.integer("max_source_len", 1, null=True)
+    check.boolean("keep_case")
+    check.text("server.host", what="a host name or address")
+    check.integer("server.port", 0, 65535, note=" (0: any free port)")
+    for key in ("max_batch", "queue_size", "max_abstracts", "max_chars", "max_total_chars", "max_body_bytes",
+                "retry_after_s"):
+        check.integer(f"server.{key}", 1)
+    check.number("server.max_wait_ms", 0.0)
+    check.number("server.decode_timeout_s", 0.0, low_open=True)
+    check.choice("server.log_level", LOG_LEVELS)

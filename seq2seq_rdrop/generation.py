@@ -281,6 +281,14 @@ class TitleGenerator:
                 hf_logging.enable_progress_bar()
         return cls(model, tokenizer, torch_device, max_source_len, decode, keep_case=keep_case)
 
+    def options(self, **decode) -> dict:
+        """The decoding options hypotheses() uses for these keyword overrides (None: as loaded), checked as
+        hypotheses() checks them: GenerationError with generate.py's one-line message. The server checks a
+        request with it before queueing it."""
+        opts = decode_options(decode, base=self.decode)
+        self._check_positions(opts["max_len"])
+        return opts
+
     def _check_positions(self, max_len: int) -> None:
         """A clear error instead of an index error deep in the model when the lengths cannot fit."""
         positions = getattr(self.model, "max_positions", None)
@@ -623,8 +631,9 @@ def _tsv_score(score: float) -> str:
     return f"{score:.4f}" if math.isfinite(score) else str(score)
 
 
-def _json_score(score: float) -> float | None:
-    return round(score, 6) if math.isfinite(score) else None  # JSON has no -Infinity
+def json_score(score: float) -> float | None:
+    """A score as JSON can hold it: rounded, None for -inf (JSON has no -Infinity)."""
+    return round(score, 6) if math.isfinite(score) else None
 
 
 def tsv_lines(examples: Sequence[Example], results: Sequence[Sequence[tuple[str, float]]]) -> Iterable[str]:
@@ -640,9 +649,9 @@ def jsonl_lines(examples: Sequence[Example], results: Sequence[Sequence[tuple[st
     `nbest`, the list of {title, score}, best first."""
     for ex, row in zip(examples, results):
         title, score = row[0]
-        obj = {"abstract_id": ex.line, "title": title, "score": _json_score(score)}
+        obj = {"abstract_id": ex.line, "title": title, "score": json_score(score)}
         if n_best:
-            obj["nbest"] = [{"title": t, "score": _json_score(s)} for t, s in row]
+            obj["nbest"] = [{"title": t, "score": json_score(s)} for t, s in row]
         yield json.dumps(obj, ensure_ascii=False) + "\n"
 
 

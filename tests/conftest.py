@@ -20,6 +20,61 @@ TINY_COMMON = ["data.max_source_len=40", "data.vocab_min_count=1", "data.max_eva
                "trainer.save_every=0", "trainer.max_steps=2"]
 
 
+# the characters of the tiny checkpoints' vocabulary (save_tiny_checkpoint) and of their test abstracts
+TITLE_ALPHABET = [chr(0x4E00 + i) for i in range(30)]
+
+
+def random_abstracts(n: int, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
+    """n strings of TITLE_ALPHABET, lo to hi characters long."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(TITLE_ALPHABET) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
+
+
+def tiny_title_model(tokenizer, copy: bool = False):
+    """A tiny UniLM (64 positions) whose weights are random but large, so that beam search has clear
+    winners (no near-ties)."""
+    import torch
+
+    from seq2seq_rdrop.models import UniLM
+
+    torch.manual_seed(0)
+    model = UniLM.from_scratch(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                               dropout=0.0, max_positions=64, copy=copy)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.5, generator=generator)
+    return model
+
+
+def save_tiny_checkpoint(root: Path, run_config: dict | None = None, copy: bool = False) -> Path:
+    """root/checkpoint: tiny_title_model with its TITLE_ALPHABET tokenizer and the run's config (default:
+    abstracts of 40 tokens), as training's checkpoint/ holds them."""
+    from omegaconf import OmegaConf
+
+    from seq2seq_rdrop.checkpoints import save_model_checkpoint
+    from seq2seq_rdrop.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer(["".join(TITLE_ALPHABET)], root / "tokenizer")
+    cfg = OmegaConf.create(run_config or {"data": {"max_source_len": 40}})
+    return save_model_checkpoint(root / "checkpoint", tiny_title_model(tokenizer, copy=copy), tokenizer, cfg)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """A tiny checkpoint (save_tiny_checkpoint); a module that needs other run settings defines its own."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def api(ckpt):
+    """The TitleGenerator of the module's `ckpt`, on the CPU."""
+    from seq2seq_rdrop import TitleGenerator
+
+    return TitleGenerator.from_pretrained(ckpt, device="cpu")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def encoding_cache_in_tmp(tmp_path_factory):
     """data.cache_dir defaults to $SEQ2SEQ_RDROP_CACHE, else outputs/cache: tests (and the train.py

@@ -7,10 +7,9 @@ ignores permission bits)."""
 from __future__ import annotations
 
 import errno
-from conftest import load_generate_cli, run_generate_cli
+from conftest import load_generate_cli, random_abstracts, run_generate_cli, save_tiny_checkpoint, tiny_title_model
 import json
 import os
-import random
 import shutil
 import stat
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ALPHABET = [chr(0x4E00 + i) for i in range(30)]
 LATIN_TEXT = "基于的研究方法网络 mri ipv6 lte td fmri"
 MAX_LEN = 5
 
@@ -29,44 +27,20 @@ cli_module = load_generate_cli("generate_cli_faults")
 
 
 def _abstracts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(12, 30))) for _ in range(n)]
+    return random_abstracts(n, seed)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models gain nothing from threads
-
-
-def _tiny_unilm(tokenizer, copy=False):
-    import torch
-
-    from seq2seq_rdrop.models import UniLM
-
-    torch.manual_seed(0)
-    model = UniLM.from_scratch(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                               dropout=0.0, max_positions=64, copy=copy)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.5, generator=generator)
-    return model
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     """A tiny UniLM with a copy head, saved as training saves its checkpoint, from a run whose decoding
     differs from the defaults (beam 2, no n-gram blocking, titles of at most 5 tokens, abstracts of 40)."""
-    from omegaconf import OmegaConf
-
-    from seq2seq_rdrop.checkpoints import save_model_checkpoint
-    from seq2seq_rdrop.tokenizer import build_tokenizer
-
-    root = tmp_path_factory.mktemp("faults")
-    tokenizer = build_tokenizer(["".join(ALPHABET)], root / "tokenizer")
-    cfg = OmegaConf.create({"data": {"max_source_len": 40},
-                            "decode": {"beam_size": 2, "max_len": MAX_LEN, "min_len": 1, "length_penalty": 1.0,
-                                       "no_repeat_ngram": 0, "num_return": 1, "use_cache": True, "batch_size": 64}})
-    return save_model_checkpoint(root / "checkpoint", _tiny_unilm(tokenizer, copy=True), tokenizer, cfg)
+    run_config = {"data": {"max_source_len": 40},
+                  "decode": {"beam_size": 2, "max_len": MAX_LEN, "min_len": 1, "length_penalty": 1.0,
+                             "no_repeat_ngram": 0, "num_return": 1, "use_cache": True, "batch_size": 64}}
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("faults"), run_config, copy=True)
 
 
 @pytest.fixture
@@ -361,13 +335,6 @@ def test_a_checkpoint_left_only_as_its_previous_version_is_found(ckpt, text_file
 # ------------------------------------------- 7 + issue 17: the checkpoint's own generation settings
 
 
-@pytest.fixture(scope="module")
-def api(ckpt):
-    from seq2seq_rdrop import TitleGenerator
-
-    return TitleGenerator.from_pretrained(ckpt, device="cpu")
-
-
 def test_the_checkpoint_carries_its_generation_settings_as_hugging_face_reads_them(ckpt, api):
     from transformers import GenerationConfig
 
@@ -488,7 +455,7 @@ def test_titles_shown_to_users_keep_the_abstracts_case_scores_stay(tmp_path, mon
 
     tokenizer = build_tokenizer([LATIN_TEXT], tmp_path / "tok")
     cfg = OmegaConf.create({"data": {"max_source_len": 40}, "decode": {"beam_size": 2, "max_len": 12}})
-    ckpt = save_model_checkpoint(tmp_path / "ckpt", _tiny_unilm(tokenizer), tokenizer, cfg)
+    ckpt = save_model_checkpoint(tmp_path / "ckpt", tiny_title_model(tokenizer), tokenizer, cfg)
     lower = "基于mri的ipv6网络lte td研究"
     ids = encode_text(tokenizer, lower)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 
-from conftest import load_generate_cli, run_generate_cli
+from conftest import TITLE_ALPHABET, load_generate_cli, random_abstracts, run_generate_cli
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -33,49 +32,14 @@ from seq2seq_rdrop.metrics import score_corpus  # noqa: E402
 
 cli_module = load_generate_cli("generate_cli")
 
-ALPHABET = [chr(0x4E00 + i) for i in range(30)]
 MAX_LEN = 5  # decode.max_len for every run: short titles, fast beams
 TSV_LINE = re.compile(r"^(\d+)\t([^\t\n]*)\t(-?\d+\.\d{4}|-inf)$")
 
 
-def _abstracts(n: int, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
+_abstracts = random_abstracts
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models gain nothing from threads
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """A tiny UniLM with its tokenizer and a train_config.yaml, as training's checkpoint/ holds them.
-    Weights are random but large, so that beam search has clear winners (no near-ties)."""
-    import torch
-    from omegaconf import OmegaConf
-
-    from seq2seq_rdrop.checkpoints import save_model_checkpoint
-    from seq2seq_rdrop.models import UniLM
-    from seq2seq_rdrop.tokenizer import build_tokenizer
-
-    root = tmp_path_factory.mktemp("ckpt")
-    tokenizer = build_tokenizer(["".join(ALPHABET)], root / "tokenizer")
-    torch.manual_seed(0)
-    model = UniLM.from_scratch(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                               dropout=0.0, max_positions=64)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.5, generator=generator)
-    cfg = OmegaConf.create({"data": {"max_source_len": 40}})
-    return save_model_checkpoint(root / "checkpoint", model, tokenizer, cfg)
-
-
-@pytest.fixture(scope="module")
-def api(ckpt):
-    from seq2seq_rdrop import TitleGenerator
-
-    return TitleGenerator.from_pretrained(ckpt, device="cpu")
 
 
 def run_cli(monkeypatch, capsys, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
@@ -516,7 +480,7 @@ def test_a_two_megabyte_abstract_is_never_tokenized_whole(api):
         calls.append(len(text) if isinstance(text, str) else max(map(len, text)))
         return real_call(self, text, *args, **kwargs)
 
-    huge = "".join(ALPHABET) * (2_000_000 // len(ALPHABET))
+    huge = "".join(TITLE_ALPHABET) * (2_000_000 // len(TITLE_ALPHABET))
     try:
         type(tokenizer).__call__ = recording_call
         title = api.generate(huge, beam_size=2, max_len=MAX_LEN)
