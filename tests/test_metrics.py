@@ -55,3 +55,12 @@ def test_distinct_bigrams_count_types_over_tokens_across_the_titles():
     assert distinct_ngrams(["图", ""]) == 0.0  # no bigram at all
     assert distinct_ngrams(["图像分割"] * 5) == pytest.approx(1 / 5)
     assert distinct_ngrams(["图像分割", "图像识别"], n=1) == pytest.approx(6 / 8)
+
+
+def test_the_rule_title_is_the_clause_after_the_first_verb_of_proposing_else_the_lead():
+    from seq2seq_rdrop.metrics import rule_title
+
+    assert rule_title("针对图像噪声问题,本文提出了一种基于小波变换的去噪方法。实验表明") == "一种基于小波变换的去噪方法"
+    assert rule_title("我们设计深度哈希检索框架，并在数据集上验证") == "深度哈希检索框架"
+    assert rule_title("研究了短的，然后建立了完整的排队模型。") == "完整的排队模型"  # a clause under 4 characters is passed over
+    assert rule_title("本文讨论图像分割中的若干问题以及相关的评价方法") == "本文讨论图像分割中的若干问题以及相关的评"  # no verb: the first 20 characters

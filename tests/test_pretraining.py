@@ -97,8 +97,9 @@ def test_read_lines_names_file_and_line_of_bad_bytes(tmp_path):
         raise AssertionError("no error for undecodable bytes")
 
 
-def test_run_quality_preset_pretrains_then_fine_tunes_and_reports_the_minutes(tmp_path):
-    """scripts/run_quality_preset.py (issue 7's command): pretrain.py, then train.py from its checkpoint."""
+def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_minutes(tmp_path):
+    """scripts/run_quality_preset.py: pretrain.py for --pretrain-steps, then train.py from its checkpoint; it
+    prints the scores, the no-training floors beside them and the minutes."""
     data = tmp_path / "csl"
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(40, seed=0))
@@ -106,14 +107,15 @@ def test_run_quality_preset_pretrains_then_fine_tunes_and_reports_the_minutes(tm
     (data / "titles_only.txt").write_text("".join(t + "\n" for t, _ in make_pairs(20, seed=3)), encoding="utf-8")
     tiny = [o for o in TINY if not o.startswith("model.")] + ["model.hidden_size=32", "model.num_layers=1",
                                                               "model.num_heads=2", "model.intermediate_size=64"]
-    pre = [f"--pretrain-override={o}" for o in [f"data.dir={data}", "trainer.max_steps=2", "pretrain.heldout=4",
-                                                 *tiny]]
+    pre = [f"--pretrain-override={o}" for o in [f"data.dir={data}", "pretrain.heldout=4", *tiny]]
     run_dir = tmp_path / "q"
-    proc = subprocess.run([sys.executable, "scripts/run_quality_preset.py", "--minutes", "5", "--pretrain-minutes", "2",
+    proc = subprocess.run([sys.executable, "scripts/run_quality_preset.py", "--pretrain-steps", "2",
                            "--run-dir", str(run_dir), *pre, f"data.dir={data}", "trainer.max_steps=2",
                            "trainer.save_every=0", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"]["pretrained"] == str(run_dir / "pretrain" / "checkpoint")
     assert metrics["decode"]["no_repeat_ngram"] == 3  # the preset's decoding
-    assert "ROUGE-L" in proc.stdout and "minutes used:" in proc.stdout
+    pretrain_metrics = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
+    assert pretrain_metrics["total_steps"] == 2 and metrics["total_steps"] == metrics["steps"] == 2
+    assert "ROUGE-L" in proc.stdout and "minutes used:" in proc.stdout and "the one-line rule" in proc.stdout
