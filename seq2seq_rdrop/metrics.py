@@ -97,6 +97,45 @@ def rule_scores(references: Sequence[str], abstracts: Sequence[str]) -> dict[str
     return score_corpus(references, [rule_title(a) for a in abstracts])
 
 
+BRACKETS = {"(": ")", "（": "）", "[": "]", "【": "】", "《": "》", "“": "”", "<": ">"}
+BOILERPLATE = ("正文", "摘要", "目的:", "目的：", "关键词")  # abstract furniture that a title should not copy
+
+
+def balanced(text: str) -> bool:
+    """Every bracket of BRACKETS closed, in order."""
+    closing, stack = set(BRACKETS.values()), []
+    for ch in text:
+        if ch in BRACKETS and not (ch in closing and stack and stack[-1] == ch):
+            stack.append(BRACKETS[ch])
+        elif ch in closing:
+            if not stack or stack.pop() != ch:
+                return False
+    return not stack
+
+
+def repeats_ngram(text: str, n: int = 3) -> bool:
+    """Some character n-gram occurs twice (overlaps allowed): a title that loops."""
+    grams = [text[i:i + n] for i in range(len(text) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def title_shape(titles: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Whether generated titles read as titles, beside the references' own rates: mean length in characters
+    (and its ratio to the references'), shares of titles with unbalanced brackets, copied boilerplate
+    (BOILERPLATE), a repeated character 3-gram, and starting with 基于."""
+    def rates(texts: Sequence[str]) -> dict[str, float]:
+        n = max(len(texts), 1)
+        return {"length": sum(len(chars(t)) for t in texts) / n,
+                "unbalanced_brackets": sum(not balanced(t) for t in texts) / n,
+                "boilerplate": sum(any(b in t for b in BOILERPLATE) for t in texts) / n,
+                "repetitive": sum(repeats_ngram("".join(chars(t))) for t in texts) / n,
+                "starts_jiyu": sum(t.startswith("基于") for t in texts) / n}
+
+    ours, refs = rates(titles), rates(references)
+    return {**ours, "length_ratio": ours["length"] / refs["length"] if refs["length"] else float("nan"),
+            **{f"reference_{k}": v for k, v in refs.items()}}
+
+
 def format_table(scores: dict[str, dict[str, float]] | dict[str, float], title: str = "") -> str:
     """A small plain-text table: one row per split, one column per metric."""
     rows: Iterable[tuple[str, dict]] = (

@@ -45,12 +45,13 @@ from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
 from .encode_cache import encode_training_pairs
 from .fast_dropout import use_fast_dropout
 from .memory import keep_freed_memory
-from .metrics import LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, rule_scores, score_corpus, score_examples
+from .metrics import (LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, rule_scores, score_corpus, score_examples,
+                      title_shape)
 from .models import Seq2SeqModel, build_model, load_model
 from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
 from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
 from .run_dir import owned_run_dir
-from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
+from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer, restore_case
 from .vocab_trim import trim_vocabulary
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
     per_example = score_final_weights(run, splits.dev, metrics) if splits.val else {}
     score_kept_weights(cfg, out_dir, tokenizer, device, splits, metrics, per_example)
-    metrics["dev_lead"] = lead_scores([e.title for e in splits.dev], [e.abstract for e in splits.dev])
-    metrics["dev_rule"] = rule_scores([e.title for e in splits.dev], [e.abstract for e in splits.dev])
+    add_floors_and_title_shapes(metrics, splits.dev, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     print_summary(metrics, cfg, out_dir)
     return metrics
@@ -772,7 +772,8 @@ def evaluate(model, tokenizer, examples, cfg, device, progress=True, decode_over
     hyps = generate(model, tokenizer, [e.abstract for e in examples], decode_cfg,
                     batch_size=decode_cfg["batch_size"], max_source_len=cfg.data.max_source_len,
                     device=device, progress=progress)
-    predictions = [decode_ids(tokenizer, h[0].tokens) for h in hyps]
+    # titles as users get them (generate.py's keep_case); scoring lower-cases, so the scores cannot move
+    predictions = [restore_case(decode_ids(tokenizer, h[0].tokens), e.abstract) for h, e in zip(hyps, examples)]
     return score_corpus([e.title for e in examples], predictions), predictions
 
 
@@ -875,6 +876,20 @@ def score_final_weights(run: Run, dev_examples: list, metrics: dict) -> dict:
     return per_example
 
 
+def add_floors_and_title_shapes(metrics: dict, dev_examples: list, out_dir: Path) -> None:
+    """metrics.json's no-training floors on dev (dev_lead: the first 20 characters; dev_rule: the one-line
+    rule) and, per dev prediction file, whether the titles read as titles (dev_title_shape, by decoding)."""
+    titles, abstracts = [e.title for e in dev_examples], [e.abstract for e in dev_examples]
+    metrics["dev_lead"] = lead_scores(titles, abstracts)
+    metrics["dev_rule"] = rule_scores(titles, abstracts)
+    shapes = {}
+    for path in sorted(out_dir.glob("predictions_dev*.tsv")):
+        decoding = path.stem[len("predictions_dev"):].lstrip("_") or "main"
+        predictions = [line.split("\t", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()]
+        shapes[decoding] = {k: round(v, 4) for k, v in title_shape(predictions, titles).items()}
+    metrics["dev_title_shape"] = shapes
+
+
 def _final_decodes(cfg: DictConfig) -> dict:
     """trainer.final_decodes as a plain dict (null: none)."""
     final_decodes = cfg.trainer.final_decodes
@@ -897,6 +912,12 @@ def print_summary(metrics: dict, cfg: DictConfig, out_dir: Path) -> None:
         final = metrics["final"]
         rows = {"dev": final["dev"], **{f"dev {name}": d["dev"] for name, d in final.get("decodes", {}).items()}}
         print(format_table(rows, title=f"final weights (step {final['step']}):"))
+    shape = metrics["dev_title_shape"].get("main")
+    if shape:
+        print(f"dev titles (main decoding): {shape['length']:.1f} characters (references "
+              f"{shape['reference_length']:.1f}), unbalanced brackets {shape['unbalanced_brackets']:.1%}, boilerplate "
+              f"{shape['boilerplate']:.1%}, a repeated 3-gram {shape['repetitive']:.1%}, starting with 基于 "
+              f"{shape['starts_jiyu']:.1%} (references {shape['reference_starts_jiyu']:.1%})")
     print(f"train {metrics['train_seconds']:.0f}s + dev evaluation {metrics['eval_seconds']:.0f}s; outputs in {out_dir}")
     print(f"what it means: the abstract's first {LEAD_CHARS} characters as the title score dev ROUGE-L "
           f"{metrics['dev_lead']['rouge-l']:.1f} on this dev split, the one-line rule (the clause after 提出/设计/"

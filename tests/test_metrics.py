@@ -64,3 +64,15 @@ def test_the_rule_title_is_the_clause_after_the_first_verb_of_proposing_else_the
     assert rule_title("我们设计深度哈希检索框架，并在数据集上验证") == "深度哈希检索框架"
     assert rule_title("研究了短的，然后建立了完整的排队模型。") == "完整的排队模型"  # a clause under 4 characters is passed over
     assert rule_title("本文讨论图像分割中的若干问题以及相关的评价方法") == "本文讨论图像分割中的若干问题以及相关的评"  # no verb: the first 20 characters
+
+
+def test_title_shape_counts_what_makes_a_title_not_read_as_one_beside_the_references_rates():
+    from seq2seq_rdrop.metrics import balanced, repeats_ngram, title_shape
+
+    assert balanced("基于(CNN)的《图像》分割") and not balanced("基于(CNN的分割") and not balanced("分割)方法")
+    assert repeats_ngram("基于基于基于方法") and not repeats_ngram("基于深度学习的方法")
+    shape = title_shape(["基于基于基于", "[正文]一种方法(", "图像分割"], ["图像分割方法研究", "一种新的方法", "分割"])
+    assert shape["repetitive"] == shape["boilerplate"] == pytest.approx(1 / 3)
+    assert shape["unbalanced_brackets"] == pytest.approx(1 / 3) and shape["starts_jiyu"] == pytest.approx(1 / 3)
+    assert shape["length_ratio"] == pytest.approx((6 + 9 + 4) / (8 + 6 + 2))
+    assert shape["reference_starts_jiyu"] == 0.0 and shape["reference_length"] == pytest.approx(16 / 3)

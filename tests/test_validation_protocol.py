@@ -43,6 +43,8 @@ def test_a_run_with_a_validation_split_selects_on_it_and_scores_dev_for_kept_and
     assert set(per_example) == {"main", "beam2", "final", "final_beam2"}
     assert all(len(scores["rouge-l"]) == 8 for scores in per_example.values())
     assert (out / "predictions_val.tsv").is_file() and (out / "predictions_dev_final.tsv").is_file()
+    assert set(metrics["dev_title_shape"]) == {"main", "beam2", "final", "final_beam2"}
+    assert metrics["dev_rule"]["n"] == metrics["dev_lead"]["n"] == 8
     if metrics["kept_step"] == 4:  # the kept weights are the final ones: the same dev scores
         assert metrics["dev"] == metrics["final"]["dev"]
 
