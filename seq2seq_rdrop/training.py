@@ -22,6 +22,7 @@ import math
 import os
 import pickle
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -482,8 +483,11 @@ def load_trainer_state(path: Path) -> dict:
         with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
             saved = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused, it holds more than tensors and plain values ({first})") from None
+        # torch's message advises weights_only=False, which would run the payload: name only what was found
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        what = f"it asks to build {found.group(1)}" if found else "it holds more than tensors and plain values"
+        raise CheckpointError(f"{path}: refused, not a trainer state this project wrote ({what}); "
+                              "nothing in it was run") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable trainer state ({type(e).__name__}: {e})") from None
     if not isinstance(saved, dict) or not {"optimizer", "scheduler", "progress", "rng"} <= saved.keys():
