@@ -1,5 +1,8 @@
 """Shared fixtures: synthetic CSL-like data and a tiny model, so tests never need the real data."""
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,12 +23,57 @@ TINY_COMMON = ["data.max_source_len=40", "data.vocab_min_count=1", "data.max_eva
                "trainer.save_every=0", "trainer.max_steps=2"]
 
 
+def compose_config(overrides=(), config: str = "train", hydra: bool = False):
+    """conf/<config>.yaml composed with `overrides` as train.py / pretrain.py would (`hydra`: with the hydra node)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def compose_train(overrides=()):
+    return compose_config(overrides, "train")
+
+
+def train_in_process(out_dir, *overrides: str) -> dict:
+    """What `python train.py OVERRIDES hydra.run.dir=OUT_DIR` does, without its process (~8 s of imports):
+    train() on the composed config. Tests of what only a process shows (exit codes, one-line errors,
+    Hydra's .hydra/ and train.log, kills) start `python train.py` instead (run_script)."""
+    import torch
+
+    from seq2seq_rdrop.training import train
+
+    threads = torch.get_num_threads()  # train() sets trainer.num_threads for the whole process
+    try:
+        return train(compose_train(overrides), out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pretrain_in_process(out_dir, *overrides: str) -> dict:
+    """What `python pretrain.py OVERRIDES hydra.run.dir=OUT_DIR` does, without its process."""
+    import torch
+
+    from seq2seq_rdrop.pretraining import pretrain
+
+    threads = torch.get_num_threads()
+    try:
+        return pretrain(compose_config(overrides, "pretrain"), out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 300, **kwargs):
+    """`python SCRIPT ARGS` from the repository root (one thread, output captured): for what only a real
+    process shows."""
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, **kwargs)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def encoding_cache_in_tmp(tmp_path_factory):
     """data.cache_dir defaults to $SEQ2SEQ_RDROP_CACHE, else outputs/cache: tests (and the train.py
     processes they start) write theirs into a temporary directory, not the repository."""
-    import os
-
     before = os.environ.get("SEQ2SEQ_RDROP_CACHE")
     os.environ["SEQ2SEQ_RDROP_CACHE"] = str(tmp_path_factory.mktemp("encoding_cache"))
     yield

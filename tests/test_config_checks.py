@@ -1,21 +1,15 @@
 """Options are checked before anything is read or written (issue 16, points 2, 5, 6): every config in
 conf/ passes; each out-of-range option is refused in one line naming it and its allowed values, before the
 run directory exists; train.py and pretrain.py report every failure as one `error:` line."""
-import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, TINY, make_pairs, write_tsv
+from conftest import REPO, TINY, compose_config, make_pairs, run_script, write_tsv
 from seq2seq_rdrop.config_checks import ConfigError, validate
 
 
-def compose_cfg(overrides, config="train", hydra=False):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config, overrides=overrides, return_hydra_config=hydra)
+compose_cfg = compose_config
 
 
 @pytest.fixture(scope="module")
@@ -190,11 +184,6 @@ def test_each_out_of_range_option_is_refused_naming_it(config, override, message
         validate(cfg)
     text = str(info.value)
     assert message in text and "\n" not in text
-
-
-def run_script(script, *args, env=None, timeout=300):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 @pytest.mark.parametrize("script,override,message", [

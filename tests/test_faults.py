@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import stat
-import sys
 import threading
 from pathlib import Path
 
@@ -310,18 +309,15 @@ def test_every_damaged_checkpoint_gives_the_same_one_line_error_everywhere(case,
 
 
 def test_train_py_reports_a_damaged_pretrained_checkpoint_in_one_line(ckpt, tmp_path):
-    import subprocess
-
-    from conftest import TINY, make_pairs, write_tsv
+    from conftest import TINY, make_pairs, run_script, write_tsv
 
     data = tmp_path / "csl"
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(20))
     write_tsv(data / "dev.tsv", make_pairs(4, seed=1))
     bad = damage(ckpt, tmp_path / "bad", "truncated_weights")
-    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data}", "model=unilm_copy", f"model.pretrained={bad}",
-                           f"hydra.run.dir={tmp_path / 'run'}", *TINY], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = run_script("train.py", f"data.dir={data}", "model=unilm_copy", f"model.pretrained={bad}",
+                      f"hydra.run.dir={tmp_path / 'run'}", *TINY)
     errors = [line for line in proc.stderr.splitlines() if "[INFO]" not in line]
     assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-2000:]
     assert errors[0].startswith(f"error: model.pretrained: checkpoint directory {bad} cannot be loaded "
