@@ -28,14 +28,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq_rdrop.decode_options import RELATION_WORDS
+
 EXIT_INPUT, EXIT_USAGE = 1, 2
 OUTPUT_FORMATS = ("tsv", "jsonl")
 OPTIONS = ("checkpoint", "input", "output", "output_format", "batch_size", "evaluate", "skip_bad_lines",
            "keep_case", "max_source_len", "device", "progress", "decode")  # the keys of conf/generate.yaml
 DECODE_GROUP_EXTRAS = ("batch_size",)  # keys of conf/decode/*.yaml that generation does not use (training's)
-# errors relating two decoding options (num_return vs beam_size, beam_groups vs beam_size): the other one may
-# come from the checkpoint, so they are judged once its settings are known
-RELATIONS = ("cannot exceed", "must divide")
 CHUNK_BATCHES = 16  # batches read, decoded and written together: memory is bounded by the chunk, not the input
 
 
@@ -110,7 +109,7 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     try:
         decode_options(overrides)  # unknown keys and malformed values, whatever the checkpoint says
     except GenerationError as e:
-        if not any(relation in str(e) for relation in RELATIONS):  # judged with the checkpoint's settings below
+        if not any(relation in str(e) for relation in RELATION_WORDS):  # judged with the checkpoint's settings below
             raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)

@@ -48,7 +48,7 @@ from .memory import keep_freed_memory
 from .metrics import LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, score_corpus, score_examples
 from .models import Seq2SeqModel, build_model, load_model
 from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
-from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
+from .run_config import check_resumed_config, data_file_hashes, find_resume_dir, run_record, write_run_record
 from .run_dir import owned_run_dir
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer
 from .vocab_trim import trim_vocabulary
@@ -272,21 +272,6 @@ def load_pretrained(model_cfg: DictConfig):
         model = build_model(model_cfg, tokenizer)
         check_tokenizer_fits(tokenizer, model)
     return model, tokenizer
-
-
-def find_resume_dir(resume, state_dir: Path) -> Path | None:
-    """trainer.resume: false (start fresh), true (this run's state/), or a path to a state directory."""
-    if resume in (False, None, "false", "False"):
-        return None
-    path = state_dir if resume in (True, "true", "True") else Path(str(resume))
-    if path.is_dir() and (path / "state").is_dir() and not (path / "trainer_state.pt").exists():
-        path = path / "state"  # a run directory was given
-    if not (path / "trainer_state.pt").is_file():
-        if resume in (True, "true", "True"):
-            log.warning("trainer.resume=true but %s holds no saved state: starting from scratch", path)
-            return None
-        raise FileNotFoundError(f"trainer.resume={resume}: {path} holds no trainer_state.pt")
-    return path
 
 
 def prepare_model(model: Seq2SeqModel, regularizer, fast_dropout: bool, device) -> tuple[float, float]:

@@ -61,12 +61,13 @@ def test_the_allowed_values_mirror_the_code():
 
 
 def test_the_decoding_options_mirror_the_code():
-    from seq2seq_rdrop import config_checks
-    from seq2seq_rdrop.decoding import SEARCHES
-    from seq2seq_rdrop.generation import DEFAULT_DECODE
+    from transformers import GenerationConfig
 
-    assert config_checks.DECODE_KEYS == tuple(DEFAULT_DECODE)
-    assert config_checks.STRATEGIES == tuple(SEARCHES)
+    from seq2seq_rdrop.decode_options import HF_DECODE_FIELDS, STRATEGIES
+    from seq2seq_rdrop.decoding import SEARCHES
+
+    assert STRATEGIES == tuple(SEARCHES)
+    assert all(hasattr(GenerationConfig(), field) for field in HF_DECODE_FIELDS.values())  # HF's own names
 
 
 def test_sampling_and_diverse_beam_settings_pass():
@@ -243,7 +244,7 @@ def tiny_model(vocab_size=50, hidden=32, layers=2):
 
 
 def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_first_step(monkeypatch):
-    from seq2seq_rdrop import generation
+    from seq2seq_rdrop import decode_options
     from seq2seq_rdrop.config_checks import check_run_decoding
 
     cfg = compose_cfg(["decode.beam_size=40"])
@@ -254,7 +255,7 @@ def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_
     with pytest.raises(ConfigError, match="^trainer.final_decodes.wide.beam_size=48 exceeds the model's vocabulary"):
         check_run_decoding(wide, tiny_model(vocab_size=40))
 
-    monkeypatch.setattr(generation, "available_memory", lambda device=None: 2**20)  # 1 MiB free
+    monkeypatch.setattr(decode_options, "available_memory", lambda device=None: 2**20)  # 1 MiB free
     with pytest.raises(ConfigError) as info:
         check_run_decoding(compose_cfg([]), tiny_model(vocab_size=5000))
     assert str(info.value).startswith("decoding 64 abstract(s) x decode.beam_size=16 at once needs about ")
@@ -262,7 +263,7 @@ def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_
 
 
 def test_the_decoding_memory_estimate_grows_with_beams_and_length():
-    from seq2seq_rdrop.generation import estimate_decode_bytes
+    from seq2seq_rdrop.decode_options import estimate_decode_bytes
 
     model = tiny_model(vocab_size=5000, hidden=256, layers=4)
     one = estimate_decode_bytes(model, 16, 130, 32)

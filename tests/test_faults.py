@@ -215,7 +215,7 @@ def test_a_failure_while_decoding_leaves_no_temp_file(ckpt, text_file, tmp_path,
 
 def test_beam_size_is_bounded_by_a_cap_the_vocabulary_and_the_memory(ckpt, api, text_file, tmp_path, monkeypatch,
                                                                     capsys):
-    from seq2seq_rdrop import generation
+    from seq2seq_rdrop import decode_options
     from seq2seq_rdrop.generation import GenerationError
 
     args = [f"checkpoint={ckpt}", f"input={text_file}", f"output={tmp_path / 'titles.tsv'}"]
@@ -230,7 +230,7 @@ def test_beam_size_is_bounded_by_a_cap_the_vocabulary_and_the_memory(ckpt, api, 
     with pytest.raises(GenerationError, match="allowed values are 1 to 64"):
         api.generate(["摘要"], beam_size=65)
 
-    monkeypatch.setattr(generation, "available_memory", lambda device=None: 2**10)
+    monkeypatch.setattr(decode_options, "available_memory", lambda device=None: 2**10)
     rc, _, err = run_cli(monkeypatch, capsys, *args)
     assert rc == 1 and len(err.splitlines()) == 1
     assert err.startswith("error: decoding 3 abstract(s) x decode.beam_size=2 at once needs about ")
