@@ -28,6 +28,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq_rdrop import cli
 from seq2seq_rdrop.decode_options import RELATION_WORDS
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
@@ -229,9 +230,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def one_line_error(e: BaseException) -> str:
     """A Hydra/OmegaConf/our exception as one readable line."""
-    from seq2seq_rdrop.cli import one_line_error as one_line
-
-    return one_line(e, script="generate.py")
+    return cli.one_line_error(e, script="generate.py")
 
 
 def main() -> int:
@@ -241,11 +240,10 @@ def main() -> int:
 
     from seq2seq_rdrop.generation import GenerationError
 
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing them itself
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _hydra_main()
+        with cli.hydra_errors_raised():
+            _hydra_main()
     except (UsageError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {one_line_error(e)}", file=sys.stderr)
         return EXIT_USAGE
@@ -257,10 +255,6 @@ def main() -> int:
         return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
     return 0
 
 

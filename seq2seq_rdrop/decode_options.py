@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from .errors import ConfigError, is_int, is_number, show
 
 # decode.beam_size may not exceed this (nor the vocabulary), nor sampling's titles side by side: memory grows with
-# beams x abstracts x length, and past a few dozen beams titles stop improving (dev R-L: beam 16 45.21, 24 +0.05)
+# beams x abstracts x length, and past a few dozen beams titles stop improving (dev R-L of six preset checkpoints:
+# beam 16 44.66, beam 24 44.71; docs/experiments/2026-11-25_quality_preset.md)
 MAX_BEAM_SIZE = 64
 STRATEGIES = ("beam", "sample")  # decode.strategy: decoding.SEARCHES' keys (asserted equal in tests)
 # what check()'s errors relating two options say (num_return vs beam_size, beam_groups vs beam_size, min_len vs

@@ -143,6 +143,24 @@ def tiny_unilm(tiny_tokenizer):
                               intermediate_size=64, max_positions=128).eval()
 
 
+def sources(model):
+    """Three abstracts of different lengths (token ids of the tiny vocabularies), collated by `model`."""
+    return model.collate([model.build_example([5, 6, 7], None),
+                          model.build_example([5, 6, 7, 10, 11, 12, 13], None),
+                          model.build_example([14, 15], None)])["src_ids"]
+
+
+def assert_beam_size_one_equals_greedy(model, max_len: int) -> None:
+    """Beam search with one beam is greedy search: the same titles and scores (any model family)."""
+    from seq2seq_rdrop.decoding import beam_search, greedy_search
+
+    src = sources(model)
+    greedy = greedy_search(model, src, max_len=max_len)
+    beam = beam_search(model, src, beam_size=1, max_len=max_len)
+    assert [h.tokens for h in greedy] == [b[0].tokens for b in beam]
+    assert [h.score for h in greedy] == pytest.approx([b[0].score for b in beam], abs=1e-4)
+
+
 def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_len: int = 10) -> None:
     """Beam search with the key/value cache returns the same hypotheses and scores as recomputing
     the whole prefix at every step (the reference)."""

@@ -15,7 +15,7 @@ if str(REPO_ROOT) not in sys.path:  # plain `pytest` on an uninstalled checkout
 
 from hydra.utils import instantiate  # noqa: E402
 
-from seq2seq_rdrop.decoding import beam_search, greedy_search  # noqa: E402
+from seq2seq_rdrop.decoding import beam_search  # noqa: E402
 from seq2seq_rdrop.models import MODEL_CLASSES, BartSeq2Seq, build_model, load_model, read_family  # noqa: E402
 from seq2seq_rdrop.tokenizer import encode_text, save_tokenizer  # noqa: E402
 
@@ -23,7 +23,8 @@ CONF_DIR = REPO_ROOT / "conf"
 REGULARIZER_YAMLS = sorted(p.stem for p in (CONF_DIR / "regularizer").glob("*.yaml"))
 
 
-from conftest import TINY_COMMON, assert_cached_beam_search_equals_uncached, compose_train, train_in_process  # noqa: E402
+from conftest import (TINY_COMMON, assert_beam_size_one_equals_greedy, assert_cached_beam_search_equals_uncached,  # noqa: E402
+                      compose_train, sources, train_in_process)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,12 +39,6 @@ def tiny_bart(tokenizer, copy=False, seed=0, dropout=0.1, copy_follow=False, cop
 @pytest.fixture
 def bart(tiny_tokenizer):
     return tiny_bart(tiny_tokenizer)
-
-
-def sources(model):
-    return model.collate([model.build_example([5, 6, 7], None),
-                          model.build_example([5, 6, 7, 10, 11, 12, 13], None),
-                          model.build_example([14, 15], None)])["src_ids"]
 
 
 # --------------------------------------------------------------------------- batches and the network
@@ -135,11 +130,7 @@ def test_cached_beam_search_equals_uncached(tiny_tokenizer, beam_size, copy):
 
 
 def test_beam_size_one_equals_greedy(bart):
-    src = sources(bart)
-    greedy = greedy_search(bart, src, max_len=10)
-    beam = beam_search(bart, src, beam_size=1, max_len=10)
-    assert [h.tokens for h in greedy] == [b[0].tokens for b in beam]
-    assert [h.score for h in greedy] == pytest.approx([b[0].score for b in beam], abs=1e-4)
+    assert_beam_size_one_equals_greedy(bart, max_len=10)
 
 
 @torch.no_grad()
