@@ -24,14 +24,16 @@ from .data import HEADERS
 from . import decode_options
 from .decode_options import DEFAULT_DECODE
 from .errors import ConfigError, is_int, is_number, show  # noqa: F401 (ConfigError: where callers import it from)
+from .metrics import METRIC_NAMES
 
 FAMILIES = ("unilm", "bart")  # models.MODEL_CLASSES (asserted equal in tests)
-METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu")  # metrics.METRIC_NAMES
-KEEP = ("best", "last")  # training.KEEP
-PRECISIONS = ("fp32", "bf16")  # training.PRECISIONS
+KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights (training.py)
+PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GPUs; training.py)
 LR_SCHEDULES = ("linear", "constant")  # trainer.lr_schedule (training.Optimisation.build reads it)
-REPLACE_SOURCES = ("sequence", "vocab")  # regularizers.random_replace.SOURCES
-PASSES = ("doubled", "twice", "auto")  # regularizers.rdrop.PASSES
+# regularizer.source and regularizer.passes: here, torch-free, so that a bad value is refused before torch loads;
+# regularizers/random_replace.py and regularizers/rdrop.py import them
+REPLACE_SOURCES = ("sequence", "vocab")
+PASSES = ("doubled", "twice", "auto")
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _UNSET = object()
 
@@ -227,7 +229,7 @@ def _check_trainer(check: _Checker) -> None:
     check.boolean(t + "fast_dropout")
     check.number(t + "label_smoothing", 0.0, 1.0, high_open=True)
     check.integer(t + "eval_every", 1, null=True, note=" (null = once per epoch)")
-    check.choice(t + "monitor", METRICS)
+    check.choice(t + "monitor", METRIC_NAMES)
     check.integer(t + "log_every", 1)
     check.integer(t + "save_every", 0, note=" (0 = never)")
     check.integer(t + "keep_last_states", 1)
