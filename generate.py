@@ -28,14 +28,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq_rdrop import cli
+from seq2seq_rdrop.decode_options import RELATION_WORDS
+
 EXIT_INPUT, EXIT_USAGE = 1, 2
 OUTPUT_FORMATS = ("tsv", "jsonl")
 OPTIONS = ("checkpoint", "input", "output", "output_format", "batch_size", "evaluate", "skip_bad_lines",
            "keep_case", "max_source_len", "device", "progress", "decode")  # the keys of conf/generate.yaml
 DECODE_GROUP_EXTRAS = ("batch_size",)  # keys of conf/decode/*.yaml that generation does not use (training's)
-# errors relating two decoding options (num_return vs beam_size, beam_groups vs beam_size): the other one may
-# come from the checkpoint, so they are judged once its settings are known
-RELATIONS = ("cannot exceed", "must divide")
 CHUNK_BATCHES = 16  # batches read, decoded and written together: memory is bounded by the chunk, not the input
 
 
@@ -110,7 +110,7 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
     try:
         decode_options(overrides)  # unknown keys and malformed values, whatever the checkpoint says
     except GenerationError as e:
-        if not any(relation in str(e) for relation in RELATIONS):  # judged with the checkpoint's settings below
+        if not any(relation in str(e) for relation in RELATION_WORDS):  # judged with the checkpoint's settings below
             raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)
@@ -230,9 +230,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def one_line_error(e: BaseException) -> str:
     """A Hydra/OmegaConf/our exception as one readable line."""
-    from seq2seq_rdrop.cli import one_line_error as one_line
-
-    return one_line(e, script="generate.py")
+    return cli.one_line_error(e, script="generate.py")
 
 
 def main() -> int:
@@ -242,11 +240,10 @@ def main() -> int:
 
     from seq2seq_rdrop.generation import GenerationError
 
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing them itself
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _hydra_main()
+        with cli.hydra_errors_raised():
+            _hydra_main()
     except (UsageError, HydraException, OmegaConfBaseException) as e:
         print(f"error: {one_line_error(e)}", file=sys.stderr)
         return EXIT_USAGE
@@ -258,10 +255,6 @@ def main() -> int:
         return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
     return 0
 
 

@@ -52,7 +52,7 @@ from hydra import compose, initialize_config_dir
 
 from seq2seq_rdrop.data import read_examples, resolve_data_dir
 from seq2seq_rdrop.decoding import pick_search
-from seq2seq_rdrop.generation import DEFAULT_DECODE
+from seq2seq_rdrop.decode_options import DEFAULT_DECODE
 from seq2seq_rdrop.distributed import pick_device
 from seq2seq_rdrop.machine import machine_lines
 from seq2seq_rdrop.models import build_model, load_model

@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq_rdrop.data import FORMATS_HELP, DataError, _parse_line, decode_line, detect_layout
+from seq2seq_rdrop.data import FORMATS_HELP, DataError, _parse_line, data_lines, detect_layout
 
 log = logging.getLogger("prepare_csl")
 
@@ -89,25 +89,23 @@ def read_source(path: Path, strict: bool, source_stats: dict) -> list[Pair]:
     pairs: list[Pair] = []
     layout = None
     lines = bad = 0
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = decode_line(raw)
-                if not line.strip():
-                    continue
-                lines += 1
-                if layout is None:
-                    layout = detect_layout(line)  # a one-column file (titles only) is refused here
-                abstract, title = _parse_line(line, layout)
-                labels = _labels(line, layout)
-            except DataError as e:
-                if strict or layout is None:
-                    raise DataError(f"{path}:{lineno}: {e}") from None
-                bad += 1
-                if bad <= 5:
-                    log.warning("%s:%d: skipped: %s", path, lineno, e)
-                continue
-            pairs.append(Pair(normalise(title or ""), normalise(abstract), labels))
+    for lineno, line in data_lines(path):
+        try:
+            if isinstance(line, DataError):
+                raise line
+            lines += 1
+            if layout is None:
+                layout = detect_layout(line)  # a one-column file (titles only) is refused here
+            abstract, title = _parse_line(line, layout)
+            labels = _labels(line, layout)
+        except DataError as e:
+            if strict or layout is None:
+                raise DataError(f"{path}:{lineno}: {e}") from None
+            bad += 1
+            if bad <= 5:
+                log.warning("%s:%d: skipped: %s", path, lineno, e)
+            continue
+        pairs.append(Pair(normalise(title or ""), normalise(abstract), labels))
     if layout is None:
         raise DataError(f"{path}: no pairs. {FORMATS_HELP}")
     if bad:

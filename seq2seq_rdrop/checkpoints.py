@@ -4,12 +4,10 @@ with one clear error for every kind of damage.
 A checkpoint directory is first written under a temporary name beside its final place, then
 swapped in with renames; the previous version is deleted only after the new one is in place.
 
-A checkpoint carries what generation needs in its own Hugging Face files: `generation_config.json`
-(transformers.GenerationConfig: num_beams, max_new_tokens, min_new_tokens, length_penalty,
-no_repeat_ngram_size, num_return_sequences, use_cache, do_sample, temperature, top_k, top_p,
-num_beam_groups, diversity_penalty, repetition_penalty; plus ours under "seq2seq_rdrop":
-max_source_len, seed, and the options HF's generation mode would ignore or refuse) holds the decoding
-the run was scored with (its `decode` config).
+A checkpoint carries what generation needs in its own Hugging Face files: `generation_config.json` holds the
+decoding the run was scored with (its `decode` config), in transformers.GenerationConfig's fields, plus ours
+under "seq2seq_rdrop": max_source_len, seed, and the options HF's generation mode would ignore or refuse
+(decode_options.py maps them; this module reads and writes the file).
 """
 from __future__ import annotations
 
@@ -27,19 +25,12 @@ from typing import Callable
 
 from omegaconf import OmegaConf
 
+from .decode_options import from_generation_config, to_generation_config
+
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("config.json",)
 GENERATION_CONFIG = "generation_config.json"
-OURS = "seq2seq_rdrop"  # our own fields inside HF files (as models.MODEL_CONFIG_KEY in config.json)
-# our decoding option -> its GenerationConfig field (decode.strategy is HF's do_sample; decode.seed is ours alone)
-HF_DECODE_FIELDS = {"beam_size": "num_beams", "max_len": "max_new_tokens", "min_len": "min_new_tokens",
-                    "length_penalty": "length_penalty", "no_repeat_ngram": "no_repeat_ngram_size",
-                    "num_return": "num_return_sequences", "use_cache": "use_cache", "temperature": "temperature",
-                    "top_k": "top_k", "top_p": "top_p", "beam_groups": "num_beam_groups",
-                    "diversity_penalty": "diversity_penalty", "repetition_penalty": "repetition_penalty"}
-SAMPLE_ONLY = ("temperature", "top_k", "top_p")  # options HF uses only with do_sample (it warns otherwise)
-BEAM_ONLY = ("length_penalty", "beam_groups", "diversity_penalty")  # ... only with beams (it refuses some without)
 
 
 class CheckpointError(ValueError):
@@ -148,41 +139,18 @@ def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None
 
 
 def write_generation_config(out_dir: str | Path, decode: dict, max_source_len: int | None) -> Path:
-    """out_dir/generation_config.json from our decoding options (DEFAULT_DECODE where `decode` lacks one),
-    merged into the one Hugging Face may have written (a BART's token ids stay). An option HF's generation
-    mode does not use (_hf_unused: length_penalty in greedy decoding, which GenerationConfig refuses without
-    beams; beam_size when sampling, where HF's num_beams is 1) is kept under our own key when it is not
-    its default."""
-    from .generation import DEFAULT_DECODE
-
+    """out_dir/generation_config.json from our decoding options (decode_options.to_generation_config), merged
+    into the one Hugging Face may have written."""
     path = Path(out_dir) / GENERATION_CONFIG
-    opts = {**DEFAULT_DECODE, **{k: v for k, v in decode.items() if k in DEFAULT_DECODE and v is not None}}
     config = {}
     if path.is_file():
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             config = {}
-    ours = {"max_source_len": max_source_len} if max_source_len else {}
-    unused = _hf_unused(opts["strategy"], opts["beam_size"])
-    for name, field in HF_DECODE_FIELDS.items():
-        if name in unused:
-            config.pop(field, None)
-            if opts[name] != DEFAULT_DECODE[name]:
-                ours[name] = opts[name]
-        else:
-            config[field] = opts[name]
-    if "length_penalty" in unused:
-        config.pop("early_stopping", None)
-    if opts["seed"] != DEFAULT_DECODE["seed"]:
-        ours["seed"] = opts["seed"]
-    config["do_sample"] = opts["strategy"] == "sample"
-    if config["do_sample"]:
-        config["num_beams"] = 1  # HF's multinomial sampling
-    config.pop("_from_model_config", None)  # ours now, not derived from config.json: HF must not rebuild it
-    config[OURS] = ours
+    config = to_generation_config(decode, config, max_source_len)
     try:
-        import transformers
+        import transformers  # only its version, when it is there: writing stays torch-free
 
         config.setdefault("transformers_version", transformers.__version__)
     except ImportError:
@@ -194,8 +162,6 @@ def write_generation_config(out_dir: str | Path, decode: dict, max_source_len: i
 def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
     """(decoding options, max_source_len or None) from a checkpoint's generation_config.json written by
     write_generation_config; None when there is none (or it is some other tool's)."""
-    from .generation import DEFAULT_DECODE
-
     file = Path(path) / GENERATION_CONFIG
     if not file.is_file():
         return None
@@ -204,25 +170,7 @@ def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({GENERATION_CONFIG} is not valid "
                               f"JSON: {_one_line(e)})") from None
-    if not isinstance(config, dict) or not isinstance(config.get(OURS), dict):
-        return None
-    ours = config[OURS]
-    strategy = "sample" if config.get("do_sample") else "beam"
-    beam_size = ours.get("beam_size", DEFAULT_DECODE["beam_size"]) if strategy == "sample" else config.get("num_beams")
-    unused = _hf_unused(strategy, beam_size)
-    decode = {name: ours.get(name, DEFAULT_DECODE[name]) if name in unused else config.get(field, DEFAULT_DECODE[name])
-              for name, field in HF_DECODE_FIELDS.items()}
-    decode = {k: (DEFAULT_DECODE[k] if v is None else v) for k, v in decode.items()}
-    decode.update(strategy=strategy, seed=ours.get("seed", DEFAULT_DECODE["seed"]))
-    max_source_len = ours.get("max_source_len")
-    return decode, (int(max_source_len) if max_source_len else None)
-
-
-def _hf_unused(strategy: str, beam_size: int | None) -> set[str]:
-    """Our options that Hugging Face's generation mode for these settings ignores or refuses."""
-    if strategy == "sample":
-        return {"beam_size", *BEAM_ONLY}
-    return {*SAMPLE_ONLY, *(BEAM_ONLY if beam_size == 1 else ())}
+    return from_generation_config(config)
 
 
 # ----------------------------------------------------------------------------- reading checkpoints

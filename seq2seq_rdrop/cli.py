@@ -143,17 +143,31 @@ def _in_multirun() -> bool:
         return False
 
 
+@contextmanager
+def hydra_errors_raised():
+    """HYDRA_FULL_ERROR=1 while Hydra runs: its errors reach the caller, to be reported in one line, instead of
+    being printed by Hydra itself. The user's own setting is restored afterwards."""
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
 def run_hydra_app(app, script: str) -> int:
     """Call a @hydra.main function; turn every failure that leaves it (bad overrides, a config the
     ValidateConfig callback refuses, a multirun job's error) into one `error:` line. Returns the exit status."""
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    _FULL_ERROR["requested"] = previous == "1"
+    _FULL_ERROR["requested"] = os.environ.get("HYDRA_FULL_ERROR") == "1"
     if _FULL_ERROR["requested"]:
         app()
         return 0
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing them itself
     try:
-        app()
+        with hydra_errors_raised():
+            app()
     except ConfigRejected as e:
         print(f"error: {one_line_error(e.error, script)}", file=sys.stderr, flush=True)
         return EXIT_USAGE if is_usage_error(e.error) else EXIT_FAILURE
@@ -165,8 +179,4 @@ def run_hydra_app(app, script: str) -> int:
         return EXIT_USAGE if is_usage_error(e) else EXIT_FAILURE
     finally:
         _FULL_ERROR["requested"] = None
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
     return 0

@@ -2,8 +2,9 @@
 
     validate(cfg)        every option this package reads, each against its allowed values; raises
                          ConfigError with one line naming the first bad option and what it may be
-    check_decode(opts)   the decoding options (conf/decode/*.yaml), shared with generate.py and
-                         TitleGenerator (generation.decode_options)
+
+The decoding options' own checks live with them (decode_options.check, shared with generate.py and
+TitleGenerator); validate() runs them on decode and on every trainer.final_decodes entry.
 
 train.py and pretrain.py run validate() from a Hydra callback (seq2seq_rdrop.cli.ValidateConfig, named in
 conf/train.yaml) before Hydra creates the run directory; train() and pretrain() run it again first thing,
@@ -17,54 +18,24 @@ import math
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .data import HEADERS
+from . import decode_options
+from .decode_options import DEFAULT_DECODE
+from .errors import ConfigError, is_int, is_number, show  # noqa: F401 (ConfigError: where callers import it from)
+from .metrics import METRIC_NAMES
 
-# decode.beam_size may not exceed this (nor the vocabulary): memory grows with beams x abstracts x length,
-# and past a few dozen beams titles stop improving (README "Generating titles"; dev R-L: beam 16 45.21, 24 +0.05)
-MAX_BEAM_SIZE = 64
 FAMILIES = ("unilm", "bart")  # models.MODEL_CLASSES (asserted equal in tests)
-METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu")  # metrics.METRIC_NAMES
-KEEP = ("best", "last")  # training.KEEP
-PRECISIONS = ("fp32", "bf16")  # training.PRECISIONS
+KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights (training.py)
+PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GPUs; training.py)
 LR_SCHEDULES = ("linear", "constant")  # trainer.lr_schedule (training.Optimisation.build reads it)
-REPLACE_SOURCES = ("sequence", "vocab")  # regularizers.random_replace.SOURCES
-PASSES = ("doubled", "twice", "auto")  # regularizers.rdrop.PASSES
-DECODE_KEYS = ("beam_size", "max_len", "min_len", "length_penalty", "no_repeat_ngram", "num_return", "use_cache",
-               "strategy", "temperature", "top_k", "top_p", "seed", "beam_groups", "diversity_penalty",
-               "repetition_penalty")  # generation.DEFAULT_DECODE (asserted equal in tests)
-STRATEGIES = ("beam", "sample")  # decoding.SEARCHES
-# decoding option -> (lowest, highest or None, lowest excluded): the numbers it may take
-DECODE_NUMBERS = {"temperature": (0.0, None, True), "top_p": (0.0, 1.0, True), "diversity_penalty": (0.0, None, False),
-                  "repetition_penalty": (0.0, None, True)}
+# regularizer.source and regularizer.passes: here, torch-free, so that a bad value is refused before torch loads;
+# regularizers/random_replace.py and regularizers/rdrop.py import them
+REPLACE_SOURCES = ("sequence", "vocab")
+PASSES = ("doubled", "twice", "auto")
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _UNSET = object()
-
-
-class ConfigError(ValueError):
-    """An option outside its allowed values; the message is one line naming it and them."""
-
-
-def show(value) -> str:
-    """A value as it is written on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (DictConfig, ListConfig)):
-        return str(OmegaConf.to_container(value))
-    return str(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Checker:
@@ -93,7 +64,7 @@ class _Checker:
         value = self.get(key)
         if value is _UNSET or (value is None and null):
             return value
-        if not _is_int(value) or value < low or (high is not None and value > high):
+        if not is_int(value) or value < low or (high is not None and value > high):
             allowed = f"integers from {low} to {high}" if high is not None else f"integers >= {low}"
             raise ConfigError(f"{key}={show(value)}: allowed values are {'null or ' if null else ''}{allowed}{note}")
         return value
@@ -103,7 +74,7 @@ class _Checker:
         value = self.get(key)
         if value is _UNSET or (value is None and null):
             return value
-        ok = _is_number(value) and math.isfinite(value)
+        ok = is_number(value) and math.isfinite(value)
         if ok and low is not None:
             ok = value > low if low_open else value >= low
         if ok and high is not None:
@@ -145,65 +116,6 @@ class _Checker:
 # ------------------------------------------------------------------------------------------ decoding
 
 
-def check_decode(opts: dict, prefix: str = "decode.") -> dict:
-    """The decoding options `opts` (all of DECODE_KEYS) against their allowed values."""
-    if opts["strategy"] not in STRATEGIES:
-        raise ConfigError(f"{prefix}strategy={show(opts['strategy'])}: allowed values are {', '.join(STRATEGIES)}")
-    for key in ("beam_size", "max_len", "min_len", "no_repeat_ngram", "num_return", "top_k", "seed", "beam_groups"):
-        value = opts[key]
-        if not _is_int(value):
-            raise ConfigError(f"{prefix}{key}={show(value)}: an integer is required")
-    for key in ("beam_size", "max_len", "num_return", "beam_groups"):
-        if opts[key] < 1:
-            raise ConfigError(f"{prefix}{key}={opts[key]}: allowed values are integers >= 1")
-    for key in ("min_len", "no_repeat_ngram", "top_k", "seed"):
-        if opts[key] < 0:
-            raise ConfigError(f"{prefix}{key}={opts[key]}: allowed values are integers >= 0")
-    if opts["beam_size"] > MAX_BEAM_SIZE:
-        raise ConfigError(f"{prefix}beam_size={opts['beam_size']}: allowed values are 1 to {MAX_BEAM_SIZE} "
-                          "(memory grows with the beam; titles stop improving long before)")
-    _check_hypotheses_per_abstract(opts, prefix)
-    for key, (low, high, low_open) in DECODE_NUMBERS.items():
-        _check_decode_number(opts, key, prefix, low, high, low_open)
-    if opts["min_len"] > opts["max_len"]:
-        raise ConfigError(f"{prefix}min_len={opts['min_len']} cannot exceed {prefix}max_len={opts['max_len']}")
-    penalty = opts["length_penalty"]
-    if not _is_number(penalty):
-        raise ConfigError(f"{prefix}length_penalty={show(penalty)}: a number is required")
-    if not math.isfinite(penalty):
-        raise ConfigError(f"{prefix}length_penalty={show(penalty)}: allowed values are finite numbers")
-    if not isinstance(opts["use_cache"], bool):
-        raise ConfigError(f"{prefix}use_cache={show(opts['use_cache'])}: true or false")
-    return opts
-
-
-def _check_hypotheses_per_abstract(opts: dict, prefix: str) -> None:
-    """Beam search returns at most its beams and splits them into equal groups; sampling draws num_return
-    titles side by side, as many as beam search may hold beams (the same memory)."""
-    if opts["strategy"] == "sample":
-        if opts["num_return"] > MAX_BEAM_SIZE:
-            raise ConfigError(f"{prefix}num_return={opts['num_return']}: allowed values are 1 to {MAX_BEAM_SIZE} "
-                              f"samples per abstract")
-        return
-    if opts["num_return"] > opts["beam_size"]:
-        raise ConfigError(f"{prefix}num_return={opts['num_return']} cannot exceed {prefix}beam_size={opts['beam_size']}")
-    if opts["beam_size"] % opts["beam_groups"]:
-        raise ConfigError(f"{prefix}beam_groups={opts['beam_groups']} must divide "
-                          f"{prefix}beam_size={opts['beam_size']} (groups of equal size)")
-
-
-def _check_decode_number(opts: dict, key: str, prefix: str, low: float, high: float | None, low_open: bool) -> None:
-    value = opts[key]
-    ok = _is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
-    if ok and (high is None or value <= high):
-        return
-    if high is None:
-        allowed = f"numbers {'>' if low_open else '>='} {low:g}"
-    else:
-        allowed = f"numbers in {'(' if low_open else '['}{low:g}, {high:g}]"
-    raise ConfigError(f"{prefix}{key}={show(value)}: allowed values are {allowed}")
-
-
 def _check_decode_group(check: _Checker, key: str, base: dict | None = None, strict: bool = False) -> dict:
     """A decode mapping of the config (decode, or an entry of trainer.final_decodes over `base`). Unknown
     keys: an error with `strict` (final_decodes: generation would ignore them), else left alone."""
@@ -215,13 +127,11 @@ def _check_decode_group(check: _Checker, key: str, base: dict | None = None, str
     values = {}
     for name in group:
         value = check.get(f"{key}.{name}")
-        if strict and name not in DECODE_KEYS and name != "batch_size":
-            raise ConfigError(f"{key}.{name}: unknown decoding option; known: {', '.join(DECODE_KEYS)}")
+        if strict and name not in DEFAULT_DECODE and name != "batch_size":
+            raise ConfigError(f"{key}.{name}: unknown decoding option; known: {', '.join(DEFAULT_DECODE)}")
         values[name] = value
-    from .generation import DEFAULT_DECODE
-
-    opts = {**DEFAULT_DECODE, **(base or {}), **{k: v for k, v in values.items() if k in DECODE_KEYS and v is not None}}
-    check_decode(opts, prefix=f"{key}.")
+    opts = {**DEFAULT_DECODE, **(base or {}), **_given_options(values)}
+    decode_options.check(opts, prefix=f"{key}.")
     if "batch_size" in values:
         check.integer(f"{key}.batch_size", 1)
     return opts
@@ -293,7 +203,7 @@ def _check_model(check: _Checker) -> None:
         for key in (*sizes, "max_positions"):
             check.integer(f"model.{key}", 1)
         hidden, heads = check.get("model.hidden_size"), check.get("model.num_heads")
-        if _is_int(hidden) and _is_int(heads) and hidden % heads:
+        if is_int(hidden) and is_int(heads) and hidden % heads:
             raise ConfigError(f"model.hidden_size={hidden}: must be a multiple of model.num_heads={heads}")
     check.number("model.dropout", 0.0, 1.0, high_open=True, null=True)
     for key in ("copy", "copy_follow", "copy_coverage"):
@@ -319,7 +229,7 @@ def _check_trainer(check: _Checker) -> None:
     check.boolean(t + "fast_dropout")
     check.number(t + "label_smoothing", 0.0, 1.0, high_open=True)
     check.integer(t + "eval_every", 1, null=True, note=" (null = once per epoch)")
-    check.choice(t + "monitor", METRICS)
+    check.choice(t + "monitor", METRIC_NAMES)
     check.integer(t + "log_every", 1)
     check.integer(t + "save_every", 0, note=" (0 = never)")
     check.integer(t + "keep_last_states", 1)
@@ -396,23 +306,24 @@ def _check_pretrain(check: _Checker) -> None:
 def check_run_decoding(cfg, model, device=None) -> None:
     """Once training's model is built, before its first step: each decoding it will run (decode and every
     trainer.final_decodes entry) keeps its beams within the vocabulary, and a batch of decode.batch_size
-    abstracts x beams within the memory free now (generation.check_decode_fits). Raises ConfigError."""
-    from .generation import DEFAULT_DECODE, check_decode_fits
-
-    base = {**DEFAULT_DECODE, **{k: v for k, v in OmegaConf.to_container(cfg.decode, resolve=True).items()
-                                 if k in DECODE_KEYS and v is not None}}
+    abstracts x beams within the memory free now (decode_options.check_fits). Raises ConfigError."""
+    base = {**DEFAULT_DECODE, **_given_options(OmegaConf.to_container(cfg.decode, resolve=True))}
     runs = [("decode.", base)]
     decodes = OmegaConf.select(cfg, "trainer.final_decodes", default=None)
     for name, overrides in (OmegaConf.to_container(decodes, resolve=True) if decodes else {}).items():
-        runs.append((f"trainer.final_decodes.{name}.", {**base, **{k: v for k, v in (overrides or {}).items()
-                                                                   if k in DECODE_KEYS and v is not None}}))
+        runs.append((f"trainer.final_decodes.{name}.", {**base, **_given_options(overrides or {})}))
     rows = int(OmegaConf.select(cfg, "decode.batch_size", default=None) or 1)
     source_len = int(OmegaConf.select(cfg, "data.max_source_len", default=None) or 0) + 2
     for prefix, opts in runs:
         try:
-            check_decode_fits(model, opts, rows, source_len, device, batch_option="decode.batch_size", prefix=prefix)
+            decode_options.check_fits(model, opts, rows, source_len, device, batch_option="decode.batch_size", prefix=prefix)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def _given_options(values: dict) -> dict:
+    """The decoding options a config mapping sets (not null; not e.g. decode.batch_size)."""
+    return {k: v for k, v in values.items() if k in DEFAULT_DECODE and v is not None}
 
 
 # ------------------------------------------------------------------------------------------ serve.py

@@ -83,6 +83,21 @@ def decode_line(raw: bytes) -> str:
         raise DataError(f"undecodable bytes (not UTF-8) at byte {e.start}") from None
 
 
+def data_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    """(line number, text) of each non-blank line of `path`, read as bytes so that one bad line does not stop
+    the rest; a line that is not UTF-8 comes as its DataError, which the reader raises or skips as it does its
+    other bad lines (iter_examples here, scripts/prepare_csl.py)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = decode_line(raw)
+            except DataError as e:
+                yield lineno, e
+                continue
+            if line.strip():  # blank lines separate nothing; ignore them
+                yield lineno, line
+
+
 HEADERS = ("auto", True, False)  # data.header: detect a header line, the first line is one, there is none
 # column names a header line may use (lower case): a first line made only of these is a header, not a pair
 HEADER_WORDS = {"title", "titles", "abstract", "abstracts", "abst", "text", "content", "summary", "source", "target",
@@ -125,24 +140,22 @@ def iter_examples(path: str | os.PathLike, skip_bad_lines: bool = False, require
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file. {FORMATS_HELP}")
     layout = None
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = decode_line(raw)
-                if not line.strip():
-                    continue  # blank lines separate nothing; ignore them
-                if layout is None and (header is True or (header == "auto" and is_header_line(line))):
-                    stats.header_line = lineno
-                    log.info("%s:%d: header line skipped (data.header=%s)", path, lineno, header)
-                    header = False
-                    continue
-                layout = stats.layout = layout or detect_layout(line, allow_text=allow_text)
-                yield _example(line, layout, lineno, require_title)
-            except DataError as e:
-                if not skip_bad_lines:
-                    raise DataError(f"{path}:{lineno}: {e} (set data.skip_bad_lines=true to skip such lines)") from None
-                stats.skipped += 1
-                log.warning("%s:%d: skipped: %s", path, lineno, e)
+    for lineno, line in data_lines(path):
+        try:
+            if isinstance(line, DataError):
+                raise line
+            if layout is None and (header is True or (header == "auto" and is_header_line(line))):
+                stats.header_line = lineno
+                log.info("%s:%d: header line skipped (data.header=%s)", path, lineno, header)
+                header = False
+                continue
+            layout = stats.layout = layout or detect_layout(line, allow_text=allow_text)
+            yield _example(line, layout, lineno, require_title)
+        except DataError as e:
+            if not skip_bad_lines:
+                raise DataError(f"{path}:{lineno}: {e} (set data.skip_bad_lines=true to skip such lines)") from None
+            stats.skipped += 1
+            log.warning("%s:%d: skipped: %s", path, lineno, e)
 
 
 def read_examples(path: str | os.PathLike, skip_bad_lines: bool = False, require_title: bool = True,

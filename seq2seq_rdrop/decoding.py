@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .generation import DEFAULT_DECODE
+from .decode_options import DEFAULT_DECODE
 
 NEG_INF = float("-inf")
 

@@ -36,22 +36,16 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from .checkpoints import (CheckpointError, check_checkpoint_dir, check_tokenizer_fits, loading_checkpoint,
                           read_generation_config)
-from .config_checks import MAX_BEAM_SIZE, ConfigError, check_decode, show  # noqa: F401 (MAX_BEAM_SIZE re-exported)
 from .data import FORMATS_HELP, DataError, Example, iter_examples
+from .decode_options import DEFAULT_DECODE, LATER_DECODE_DEFAULTS
+from .decode_options import check as check_decode
+from .decode_options import check_fits as check_decode_fits
+from .errors import ConfigError, show
 
 log = logging.getLogger(__name__)
 
-# The decoding options and their defaults, what training's dev evaluation uses, and generation where a
-# checkpoint does not say (generation_config.json, train_config.yaml). Their home is here: conf/ is not
-# installed with the package. conf/decode/beam.yaml mirrors them (plus training's decode.batch_size),
-# conf/generate.yaml and conf/data/csl.yaml the two below; tests/test_generate.py asserts that they agree.
-# decode.beam_size is at most config_checks.MAX_BEAM_SIZE (64) and the vocabulary size.
-# The options added with sampling and diverse beam search (issue 17): their defaults are how every run before
-# them decoded (beam search, no penalties), so a checkpoint that does not name them is not warned about.
-LATER_DECODE_DEFAULTS = {"strategy": "beam", "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0,
-                         "beam_groups": 1, "diversity_penalty": 0.0, "repetition_penalty": 1.0}
-DEFAULT_DECODE = {"beam_size": 16, "max_len": 32, "min_len": 1, "length_penalty": 1.0, "no_repeat_ngram": 3,
-                  "num_return": 1, "use_cache": True, **LATER_DECODE_DEFAULTS}
+# where a checkpoint does not say (conf/data/csl.yaml and conf/generate.yaml repeat them; tests/test_generate.py
+# asserts that they agree); the decoding options' defaults: decode_options.DEFAULT_DECODE
 DEFAULT_MAX_SOURCE_LEN = 128
 DEFAULT_BATCH_SIZE = 32
 
@@ -160,64 +154,6 @@ def warn_about_defaults(path, settings: CheckpointSettings, given: dict) -> None
     log.warning("checkpoint %s %s: using the defaults %s (set them as the model was trained, e.g. "
                 "max_source_len=N decode.beam_size=K)", path, where,
                 ", ".join(f"{'' if k == 'max_source_len' else 'decode.'}{k}={show(values[k])}" for k in fallen))
-
-
-def check_decode_fits(model, opts: dict, rows: int, source_len: int, device=None,
-                      batch_option: str = "batch_size", prefix: str = "decode.") -> None:
-    """Before decoding: decode.beam_size within the vocabulary (beam search), and the memory a batch of `rows`
-    abstracts x beams (or samples) needs (estimate_decode_bytes) within what the device has free. Raises
-    ValueError (one line)."""
-    sampling = opts.get("strategy") == "sample"
-    per_abstract = "num_return" if sampling else "beam_size"  # the hypotheses decoded side by side
-    vocab = getattr(model, "vocab_size", None)
-    if vocab and not sampling and opts["beam_size"] > vocab:
-        raise ValueError(f"{prefix}beam_size={opts['beam_size']} exceeds the model's vocabulary of {vocab} tokens")
-    need = estimate_decode_bytes(model, rows * opts[per_abstract], source_len, opts["max_len"])
-    free = available_memory(device)
-    if free is not None and need > free:
-        raise ValueError(f"decoding {rows} abstract(s) x {prefix}{per_abstract}={opts[per_abstract]} at once needs "
-                         f"about {need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available: "
-                         f"lower {batch_option} or {prefix}{per_abstract}")
-
-
-def estimate_decode_bytes(model, rows: int, source_len: int, max_len: int) -> int:
-    """About what beam search holds for `rows` hypotheses: the key/value cache (abstract + title + its growth
-    margin, every layer), encoder or copy-head states, and a few [rows, vocabulary] score tensors."""
-    config = getattr(getattr(model, "hf_model", None), "config", None)
-    if config is None:
-        return 0
-    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or 0)
-    title = max_len + 33  # KVCache.GROW positions of margin
-    if getattr(model, "family", None) == "bart":
-        layers = int(getattr(config, "decoder_layers", 0) or 0)
-        per_row = layers * 2 * hidden * (source_len + title) + 2 * source_len * hidden
-    else:
-        layers = int(getattr(config, "num_hidden_layers", 0) or 0)
-        per_row = layers * 2 * hidden * (source_len + title) + source_len * hidden
-    per_row += 4 * int(getattr(model, "vocab_size", 0) or 0)
-    return rows * per_row * 4  # float32
-
-
-def available_memory(device=None) -> int | None:
-    """Bytes free for decoding on `device` (MemAvailable on Linux for the CPU), or None when unknown."""
-    kind = getattr(device, "type", None) or str(device or "cpu").split(":")[0]
-    if kind == "cuda":
-        try:
-            import torch
-
-            return int(torch.cuda.mem_get_info(device)[0])
-        except Exception:
-            return None
-    if kind != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 # --------------------------------------------------------------------------------------- the API

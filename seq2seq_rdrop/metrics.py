@@ -4,14 +4,15 @@ A title is compared character by character: lower-cased, whitespace dropped.
 rouge-score's default tokenizer keeps only [a-z0-9] and would silently drop every
 Chinese character, so we hand it a tokenizer that returns characters.
 Scores are averaged over examples (an empty prediction scores 0) and reported x100.
+
+rouge-score and NLTK (about 2 s of imports) load at the first score: config_checks reads METRIC_NAMES, the
+allowed values of trainer.monitor, from here before anything else is loaded.
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable, Sequence
-
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
-from rouge_score import rouge_scorer
 
 METRIC_NAMES = ("rouge-1", "rouge-2", "rouge-l", "bleu")
 LEAD_CHARS = 20  # the lead baseline: the abstract's first 20 characters as the title
@@ -29,8 +30,14 @@ class CharTokenizer:
         return chars(text)
 
 
-_SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=CharTokenizer())
-_SMOOTH = SmoothingFunction().method1
+@lru_cache(maxsize=1)
+def _scorers():
+    """(rouge-score's scorer over characters, NLTK's sentence_bleu, its smoothing), built once."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=CharTokenizer())
+    return scorer, sentence_bleu, SmoothingFunction().method1
 
 
 def score_pair(reference: str, prediction: str) -> dict[str, float]:
@@ -38,8 +45,9 @@ def score_pair(reference: str, prediction: str) -> dict[str, float]:
     ref, hyp = chars(reference), chars(prediction)
     if not ref or not hyp:
         return {name: 0.0 for name in METRIC_NAMES}
-    rouge = _SCORER.score(reference, prediction)
-    bleu = sentence_bleu([ref], hyp, smoothing_function=_SMOOTH)
+    scorer, sentence_bleu, smoothing = _scorers()
+    rouge = scorer.score(reference, prediction)
+    bleu = sentence_bleu([ref], hyp, smoothing_function=smoothing)
     return {
         "rouge-1": 100.0 * rouge["rouge1"].fmeasure,
         "rouge-2": 100.0 * rouge["rouge2"].fmeasure,

@@ -73,13 +73,26 @@ def read_run_record(state_dir: Path) -> dict | None:
     return record
 
 
+def find_resume_dir(resume, state_dir: Path) -> Path | None:
+    """trainer.resume: false (start fresh), true (this run's state/), or a path to a state directory."""
+    if resume in (False, None, "false", "False"):
+        return None
+    path = state_dir if resume in (True, "true", "True") else Path(str(resume))
+    if path.is_dir() and (path / "state").is_dir() and not (path / "trainer_state.pt").exists():
+        path = path / "state"  # a run directory was given
+    if not (path / "trainer_state.pt").is_file():
+        if resume in (True, "true", "True"):
+            log.warning("trainer.resume=true but %s holds no saved state: starting from scratch", path)
+            return None
+        raise FileNotFoundError(f"trainer.resume={resume}: {path} holds no trainer_state.pt")
+    return path
+
+
 def precheck_resume(cfg: DictConfig, run_dir: str | Path) -> None:
     """Before Hydra writes into the run directory: check_resumed_config for a composed config (with its
     `hydra` key) that resumes a state holding a run config. Anything this cannot settle (a data directory
     not found, no state) is left to train(), which checks again."""
     from .data import resolve_data_dir
-    from .training import find_resume_dir
-
     resume = OmegaConf.select(cfg, "trainer.resume", default=False)
     try:
         state_dir = find_resume_dir(resume, Path(run_dir) / "state")

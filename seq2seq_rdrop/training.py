@@ -50,7 +50,7 @@ from .metrics import (LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, rule_
                       title_shape)
 from .models import Seq2SeqModel, build_model, load_model
 from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
-from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
+from .run_config import check_resumed_config, data_file_hashes, find_resume_dir, run_record, write_run_record
 from .run_dir import owned_run_dir
 from .tokenizer import build_tokenizer, decode_ids, encode_text, load_tokenizer, restore_case
 from .vocab_trim import trim_vocabulary
@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 REFERENCE_POINTS = ("on CSL dev (493 pairs) `python train.py` reaches ROUGE-L 42.4 (600 steps), the preset "
                     "(scripts/run_quality_preset.py: 600 pretraining + 590 fine-tuning steps) 46.8 (one seed), and "
                     "the published pretrained UniLM baseline 63.8 on CLGE csl val")
-KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights
-PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GPUs)
 # trainer.monitor may name any of METRIC_NAMES; higher is better for all of them
 
 
@@ -86,7 +84,6 @@ def _train(cfg: DictConfig, out_dir, ctx: Dist, device_name: str) -> dict:
 
 def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> dict:
     hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every checkpoint
-    check_trainer_options(cfg.trainer)
     set_seed(cfg.seed)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -131,16 +128,6 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
 
 
 # --------------------------------------------------------------------------------------------- set-up
-
-
-def check_trainer_options(trainer_cfg: DictConfig) -> None:
-    """Refuse a value outside the allowed ones before anything is built, naming them."""
-    for key, allowed in (("monitor", METRIC_NAMES), ("keep", KEEP), ("precision", PRECISIONS)):
-        if trainer_cfg[key] not in allowed:
-            raise ValueError(f"trainer.{key}={trainer_cfg[key]!r}: allowed values are {', '.join(allowed)}")
-    decay = trainer_cfg.ema_decay
-    if decay is not None and not 0.0 < float(decay) < 1.0:
-        raise ValueError(f"trainer.ema_decay={decay!r}: allowed values are null (off) or a number in (0, 1)")
 
 
 def set_seed(seed: int) -> None:
@@ -274,21 +261,6 @@ def load_pretrained(model_cfg: DictConfig):
         model = build_model(model_cfg, tokenizer)
         check_tokenizer_fits(tokenizer, model)
     return model, tokenizer
-
-
-def find_resume_dir(resume, state_dir: Path) -> Path | None:
-    """trainer.resume: false (start fresh), true (this run's state/), or a path to a state directory."""
-    if resume in (False, None, "false", "False"):
-        return None
-    path = state_dir if resume in (True, "true", "True") else Path(str(resume))
-    if path.is_dir() and (path / "state").is_dir() and not (path / "trainer_state.pt").exists():
-        path = path / "state"  # a run directory was given
-    if not (path / "trainer_state.pt").is_file():
-        if resume in (True, "true", "True"):
-            log.warning("trainer.resume=true but %s holds no saved state: starting from scratch", path)
-            return None
-        raise FileNotFoundError(f"trainer.resume={resume}: {path} holds no trainer_state.pt")
-    return path
 
 
 def prepare_model(model: Seq2SeqModel, regularizer, fast_dropout: bool, device) -> tuple[float, float]:

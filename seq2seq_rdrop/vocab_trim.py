@@ -133,7 +133,7 @@ def _load_trimmed_tokenizer(out_dir, tokens: list[str]):
 # --------------------------------------------------------------------------- the model
 
 
-def _slice_embedding(embedding: nn.Embedding, index: torch.Tensor, old_to_new: dict[int, int]) -> nn.Parameter:
+def slice_embedding(embedding: nn.Embedding, index: torch.Tensor, old_to_new: dict[int, int]) -> nn.Parameter:
     old = embedding.weight
     embedding.weight = nn.Parameter(old.detach().index_select(0, index).clone(), requires_grad=old.requires_grad)
     embedding.num_embeddings = index.numel()
@@ -142,7 +142,7 @@ def _slice_embedding(embedding: nn.Embedding, index: torch.Tensor, old_to_new: d
     return embedding.weight
 
 
-def _tie(module: nn.Module, weight: nn.Parameter) -> None:
+def tie_weight(module: nn.Module, weight: nn.Parameter) -> None:
     module.weight = weight
     if isinstance(module, nn.Embedding):
         module.num_embeddings = weight.size(0)
@@ -160,29 +160,6 @@ def _remap(value, old_to_new: dict[int, int]):
     return value
 
 
-def _trim_unilm(model, index, old_to_new) -> None:
-    bert = model.bert
-    weight = _slice_embedding(bert.bert.embeddings.word_embeddings, index, old_to_new)
-    predictions = bert.cls.predictions
-    _tie(predictions.decoder, weight)
-    bias = predictions.bias
-    predictions.bias = nn.Parameter(bias.detach().index_select(0, index).clone(), requires_grad=bias.requires_grad)
-    predictions.decoder.bias = predictions.bias
-
-
-def _trim_bart(model, index, old_to_new) -> None:
-    bart = model.bart
-    weight = _slice_embedding(bart.model.shared, index, old_to_new)
-    for module in (bart.model.encoder.embed_tokens, bart.model.decoder.embed_tokens):
-        if module is not bart.model.shared:
-            _tie(module, weight)
-            if module.padding_idx is not None:
-                module.padding_idx = old_to_new.get(module.padding_idx)
-    _tie(bart.lm_head, weight)
-    bart.final_logits_bias = bart.final_logits_bias.index_select(1, index).clone()
-    model.decoder_start_id = old_to_new[model.decoder_start_id]
-
-
 def trim_model(model, kept: list[int]) -> None:
     """Shrink `model` (UniLM or BART) in place to the `kept` original ids (sorted); remap its special ids."""
     old_size = model.vocab_size
@@ -192,12 +169,7 @@ def trim_model(model, kept: list[int]) -> None:
         raise ValueError(f"kept ids must be sorted, unique, < {old_size} and include the special ids {missing}")
     device = model.input_embeddings().weight.device
     index = torch.tensor(kept, dtype=torch.long, device=device)
-    if model.family == "unilm":
-        _trim_unilm(model, index, old_to_new)
-    elif model.family == "bart":
-        _trim_bart(model, index, old_to_new)
-    else:
-        raise ValueError(f"model.trim_vocab: no vocabulary trimming for model family {model.family!r}")
+    model.trim_vocabulary(index, old_to_new)  # the family's own embeddings and output layer
 
     model.pad_id, model.bos_id, model.eos_id = (old_to_new[i] for i in (model.pad_id, model.bos_id, model.eos_id))
     model.vocab_size = len(kept)

@@ -1,5 +1,8 @@
 """Shared fixtures: synthetic CSL-like data and a tiny model, so tests never need the real data."""
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,12 +78,57 @@ def api(ckpt):
     return TitleGenerator.from_pretrained(ckpt, device="cpu")
 
 
+def compose_config(overrides=(), config: str = "train", hydra: bool = False):
+    """conf/<config>.yaml composed with `overrides` as train.py / pretrain.py would (`hydra`: with the hydra node)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def compose_train(overrides=()):
+    return compose_config(overrides, "train")
+
+
+def train_in_process(out_dir, *overrides: str) -> dict:
+    """What `python train.py OVERRIDES hydra.run.dir=OUT_DIR` does, without its process (~8 s of imports):
+    train() on the composed config. Tests of what only a process shows (exit codes, one-line errors,
+    Hydra's .hydra/ and train.log, kills) start `python train.py` instead (run_script)."""
+    import torch
+
+    from seq2seq_rdrop.training import train
+
+    threads = torch.get_num_threads()  # train() sets trainer.num_threads for the whole process
+    try:
+        return train(compose_train(overrides), out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pretrain_in_process(out_dir, *overrides: str) -> dict:
+    """What `python pretrain.py OVERRIDES hydra.run.dir=OUT_DIR` does, without its process."""
+    import torch
+
+    from seq2seq_rdrop.pretraining import pretrain
+
+    threads = torch.get_num_threads()
+    try:
+        return pretrain(compose_config(overrides, "pretrain"), out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 300, **kwargs):
+    """`python SCRIPT ARGS` from the repository root (one thread, output captured): for what only a real
+    process shows."""
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, **kwargs)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def encoding_cache_in_tmp(tmp_path_factory):
     """data.cache_dir defaults to $SEQ2SEQ_RDROP_CACHE, else outputs/cache: tests (and the train.py
     processes they start) write theirs into a temporary directory, not the repository."""
-    import os
-
     before = os.environ.get("SEQ2SEQ_RDROP_CACHE")
     os.environ["SEQ2SEQ_RDROP_CACHE"] = str(tmp_path_factory.mktemp("encoding_cache"))
     yield
@@ -148,6 +196,24 @@ def tiny_unilm(tiny_tokenizer):
     torch.manual_seed(0)
     return UniLM.from_scratch(tiny_tokenizer, hidden_size=32, num_layers=2, num_heads=2,
                               intermediate_size=64, max_positions=128).eval()
+
+
+def sources(model):
+    """Three abstracts of different lengths (token ids of the tiny vocabularies), collated by `model`."""
+    return model.collate([model.build_example([5, 6, 7], None),
+                          model.build_example([5, 6, 7, 10, 11, 12, 13], None),
+                          model.build_example([14, 15], None)])["src_ids"]
+
+
+def assert_beam_size_one_equals_greedy(model, max_len: int) -> None:
+    """Beam search with one beam is greedy search: the same titles and scores (any model family)."""
+    from seq2seq_rdrop.decoding import beam_search, greedy_search
+
+    src = sources(model)
+    greedy = greedy_search(model, src, max_len=max_len)
+    beam = beam_search(model, src, beam_size=1, max_len=max_len)
+    assert [h.tokens for h in greedy] == [b[0].tokens for b in beam]
+    assert [h.score for h in greedy] == pytest.approx([b[0].score for b in beam], abs=1e-4)
 
 
 def assert_cached_beam_search_equals_uncached(model, src, beam_size: int, max_len: int = 10) -> None:

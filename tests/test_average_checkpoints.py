@@ -2,13 +2,10 @@
 states, and their average is a checkpoint whose every weight is the mean of theirs, that loads and decodes."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from conftest import REPO, TINY, load_script, make_pairs, write_tiny_csl
+from conftest import TINY, load_generate_cli, load_script, make_pairs, run_generate_cli, train_in_process, write_tiny_csl
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +18,8 @@ def run_with_states(tmp_path_factory):
     base = tmp_path_factory.mktemp("avg")
     data = write_tiny_csl(base, n_train=32, n_dev=4, n_test=0)
     out = base / "run"
-    args = [f"data.dir={data}", "trainer.max_steps=8", "trainer.save_every=2", "trainer.keep_last_states=3",
-            f"hydra.run.dir={out}", *TINY]
-    proc = subprocess.run([sys.executable, "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(out, f"data.dir={data}", "trainer.max_steps=8", "trainer.save_every=2",
+                     "trainer.keep_last_states=3", *TINY)
     return out
 
 
@@ -40,7 +35,8 @@ def test_the_average_is_the_mean_of_every_float_tensor_and_the_newest_integer_bu
     assert torch.equal(averaged["w"], torch.tensor([2.0, 4.0])) and averaged["n"].item() == 7
 
 
-def test_averaged_checkpoint_holds_the_mean_weights_and_decodes(averaging, run_with_states, tmp_path):
+def test_averaged_checkpoint_holds_the_mean_weights_and_decodes(averaging, run_with_states, tmp_path, monkeypatch,
+                                                                capsys):
     from seq2seq_rdrop.checkpoints import read_generation_config
     from seq2seq_rdrop.models import load_model
 
@@ -52,9 +48,10 @@ def test_averaged_checkpoint_holds_the_mean_weights_and_decodes(averaging, run_w
         if value.is_floating_point():
             torch.testing.assert_close(value, (parts[0][name] + parts[1][name]) / 2)
     assert read_generation_config(out) is not None  # decodes the way the run was scored
-    proc = subprocess.run([sys.executable, "generate.py", f"checkpoint={out}", "input=-"], input=make_pairs(1)[0][1],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr[-2000:]
+    generate_cli = load_generate_cli("generate_cli_average")
+    rc, stdout, stderr = run_generate_cli(generate_cli, monkeypatch, capsys, f"checkpoint={out}", "input=-",
+                                          stdin=make_pairs(1)[0][1].encode())
+    assert rc == 0 and stdout.strip(), stderr[-2000:]
 
 
 def test_asking_for_more_states_than_kept_is_one_line_error(averaging, run_with_states, capsys):

@@ -3,8 +3,6 @@ decoding against the uncached reference, checkpoints (ours and plain Hugging Fac
 regularizer, and `train.py` on plain pretrained-layout checkpoint directories (BART and BERT/UniLM)."""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,10 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # plain `pytest` on an uninstalled checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from seq2seq_rdrop.decoding import beam_search, greedy_search  # noqa: E402
+from seq2seq_rdrop.decoding import beam_search  # noqa: E402
 from seq2seq_rdrop.models import MODEL_CLASSES, BartSeq2Seq, build_model, load_model, read_family  # noqa: E402
 from seq2seq_rdrop.tokenizer import encode_text, save_tokenizer  # noqa: E402
 
@@ -26,7 +23,8 @@ CONF_DIR = REPO_ROOT / "conf"
 REGULARIZER_YAMLS = sorted(p.stem for p in (CONF_DIR / "regularizer").glob("*.yaml"))
 
 
-from conftest import TINY_COMMON, assert_cached_beam_search_equals_uncached  # noqa: E402
+from conftest import (TINY_COMMON, assert_beam_size_one_equals_greedy, assert_cached_beam_search_equals_uncached,  # noqa: E402
+                      compose_train, sources, train_in_process)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,17 +39,6 @@ def tiny_bart(tokenizer, copy=False, seed=0, dropout=0.1, copy_follow=False, cop
 @pytest.fixture
 def bart(tiny_tokenizer):
     return tiny_bart(tiny_tokenizer)
-
-
-def sources(model):
-    return model.collate([model.build_example([5, 6, 7], None),
-                          model.build_example([5, 6, 7, 10, 11, 12, 13], None),
-                          model.build_example([14, 15], None)])["src_ids"]
-
-
-def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 # --------------------------------------------------------------------------- batches and the network
@@ -143,11 +130,7 @@ def test_cached_beam_search_equals_uncached(tiny_tokenizer, beam_size, copy):
 
 
 def test_beam_size_one_equals_greedy(bart):
-    src = sources(bart)
-    greedy = greedy_search(bart, src, max_len=10)
-    beam = beam_search(bart, src, beam_size=1, max_len=10)
-    assert [h.tokens for h in greedy] == [b[0].tokens for b in beam]
-    assert [h.score for h in greedy] == pytest.approx([b[0].score for b in beam], abs=1e-4)
+    assert_beam_size_one_equals_greedy(bart, max_len=10)
 
 
 @torch.no_grad()
@@ -252,14 +235,6 @@ def test_pretrained_bart_trains_with_every_regularizer_and_decodes(hf_bart_dir, 
 # --------------------------------------------------------------------------- train.py end to end
 
 
-def run_train(args, tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "train.py", *args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp_path / "run"
-
-
 def test_train_py_unilm_from_a_plain_bert_checkpoint(tiny_tokenizer, data_dir, tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
@@ -269,7 +244,8 @@ def test_train_py_unilm_from_a_plain_bert_checkpoint(tiny_tokenizer, data_dir, t
                         intermediate_size=64, max_position_embeddings=128, pad_token_id=tiny_tokenizer.pad_token_id)
     BertForMaskedLM(config).save_pretrained(str(ckpt))
     save_tokenizer(tiny_tokenizer, ckpt)
-    out = run_train([f"data.dir={data_dir}", "model=unilm", f"model.pretrained={ckpt}", *TINY_COMMON], tmp_path)
+    out = tmp_path / "run"
+    train_in_process(out, f"data.dir={data_dir}", "model=unilm", f"model.pretrained={ckpt}", *TINY_COMMON)
     assert (out / "metrics.json").is_file() and read_family(out / "checkpoint") == "unilm"
     assert len((out / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()) == 4
 

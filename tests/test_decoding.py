@@ -1,15 +1,10 @@
 import pytest
 import torch
 
-from conftest import assert_cached_beam_search_equals_uncached, assert_cached_equals_uncached
+from conftest import (assert_beam_size_one_equals_greedy, assert_cached_beam_search_equals_uncached,
+                      assert_cached_equals_uncached, sources)
 from seq2seq_rdrop.decoding import (_banned_tokens, _draw, _penalise_repeats, _warp, beam_search, greedy_search,
                                     sample)
-
-
-def sources(model):
-    return model.collate([model.build_example([5, 6, 7], None),
-                          model.build_example([5, 6, 7, 10, 11, 12, 13], None),
-                          model.build_example([14, 15], None)])["src_ids"]
 
 
 @pytest.mark.parametrize("beam_size", [1, 3, 5])
@@ -19,11 +14,7 @@ def test_cached_beam_search_equals_uncached(tiny_unilm, beam_size):
 
 
 def test_beam_size_one_equals_greedy(tiny_unilm):
-    src = sources(tiny_unilm)
-    greedy = greedy_search(tiny_unilm, src, max_len=12)
-    beam = beam_search(tiny_unilm, src, beam_size=1, max_len=12)
-    assert [h.tokens for h in greedy] == [b[0].tokens for b in beam]
-    assert [h.score for h in greedy] == pytest.approx([b[0].score for b in beam], abs=1e-4)
+    assert_beam_size_one_equals_greedy(tiny_unilm, max_len=12)  # BART: tests/test_bart.py
 
 
 def test_beam_search_scores_are_no_worse_than_greedy(tiny_unilm):

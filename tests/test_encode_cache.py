@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 import random
-import subprocess
 import sys
 
 import pytest
 
-from conftest import CJK, REPO, TINY, make_pairs, write_tsv
+from conftest import CJK, TINY, make_pairs, train_in_process, write_tsv
 from seq2seq_rdrop.data import read_examples
 from seq2seq_rdrop.encode_cache import EncodedPairs, encode_training_pairs, tokenizer_fingerprint
 from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer
@@ -142,18 +141,18 @@ def test_encoding_leaves_no_utf8_copy_in_the_examples_strings(setup):
     assert [sys.getsizeof(e.abstract) for e in examples] != [a for a, _ in sizes]
 
 
-def test_train_py_second_run_and_resume_read_the_cache(data_dir, tmp_path):
-    """Through train.py: the first run encodes, a resume of it and a second run read the cache, and the
-    second run's numbers are the first one's."""
+def test_train_py_second_run_and_resume_read_the_cache(data_dir, tmp_path, caplog):
+    """Through train() as train.py calls it: the first run encodes, a resume of it and a second run read the
+    cache, and the second run's numbers are the first one's."""
     cache = tmp_path / "cache"
     common = [f"data.dir={data_dir}", f"data.cache_dir={cache}", "trainer.save_every=2", "data.max_eval_samples=4",
               *TINY]
 
-    def run(out, *extra):
-        proc = subprocess.run([sys.executable, "train.py", *common, f"hydra.run.dir={out}", *extra], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return (out / "train.log").read_text()
+    def run(out, *extra):  # what train.py's train.log would hold
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="seq2seq_rdrop"):
+            train_in_process(out, *common, *extra)
+        return caplog.text
 
     def losses(out):
         rows = (out / "train_log.csv").read_text().splitlines()

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import threading
 from pathlib import Path
 
@@ -190,7 +189,7 @@ def test_a_failure_while_decoding_leaves_no_temp_file(ckpt, text_file, tmp_path,
 
 def test_beam_size_is_bounded_by_a_cap_the_vocabulary_and_the_memory(ckpt, api, text_file, tmp_path, monkeypatch,
                                                                     capsys):
-    from seq2seq_rdrop import generation
+    from seq2seq_rdrop import decode_options
     from seq2seq_rdrop.generation import GenerationError
 
     args = [f"checkpoint={ckpt}", f"input={text_file}", f"output={tmp_path / 'titles.tsv'}"]
@@ -205,7 +204,7 @@ def test_beam_size_is_bounded_by_a_cap_the_vocabulary_and_the_memory(ckpt, api, 
     with pytest.raises(GenerationError, match="allowed values are 1 to 64"):
         api.generate(["摘要"], beam_size=65)
 
-    monkeypatch.setattr(generation, "available_memory", lambda device=None: 2**10)
+    monkeypatch.setattr(decode_options, "available_memory", lambda device=None: 2**10)
     rc, _, err = run_cli(monkeypatch, capsys, *args)
     assert rc == 1 and len(err.splitlines()) == 1
     assert err.startswith("error: decoding 3 abstract(s) x decode.beam_size=2 at once needs about ")
@@ -284,18 +283,15 @@ def test_every_damaged_checkpoint_gives_the_same_one_line_error_everywhere(case,
 
 
 def test_train_py_reports_a_damaged_pretrained_checkpoint_in_one_line(ckpt, tmp_path):
-    import subprocess
-
-    from conftest import TINY, make_pairs, write_tsv
+    from conftest import TINY, make_pairs, run_script, write_tsv
 
     data = tmp_path / "csl"
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(20))
     write_tsv(data / "dev.tsv", make_pairs(4, seed=1))
     bad = damage(ckpt, tmp_path / "bad", "truncated_weights")
-    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data}", "model=unilm_copy", f"model.pretrained={bad}",
-                           f"hydra.run.dir={tmp_path / 'run'}", *TINY], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = run_script("train.py", f"data.dir={data}", "model=unilm_copy", f"model.pretrained={bad}",
+                      f"hydra.run.dir={tmp_path / 'run'}", *TINY)
     errors = [line for line in proc.stderr.splitlines() if "[INFO]" not in line]
     assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-2000:]
     assert errors[0].startswith(f"error: model.pretrained: checkpoint directory {bad} cannot be loaded "

@@ -2,10 +2,8 @@
 text, each objective builds what it promises, and train.py starts from the pretrained checkpoint."""
 import json
 import random
-import subprocess
-import sys
 
-from conftest import REPO, TINY, make_pairs, write_tsv
+from conftest import TINY, make_pairs, pretrain_in_process, run_script, train_in_process, write_tsv
 from seq2seq_rdrop.pretraining import (build_pretraining_pairs, gap_sentence_pairs, noisy_title, read_lines,
                                        split_sentences)
 
@@ -43,7 +41,7 @@ def test_every_title_denoising_target_is_a_real_title():
     assert {p.title for p in pairs} == set(titles) | {e.title for e in train}
 
 
-def test_pretrain_never_sees_dev_or_heldout_test_text_and_train_starts_from_it(tmp_path):
+def test_pretrain_never_sees_dev_or_heldout_test_text_and_train_starts_from_it(tmp_path, capsys):
     data = tmp_path / "csl"
     data.mkdir()
     train_pairs, dev_pairs = make_pairs(60, seed=0), make_pairs(8, seed=1)
@@ -53,23 +51,19 @@ def test_pretrain_never_sees_dev_or_heldout_test_text_and_train_starts_from_it(t
     (data / "titles_only.txt").write_text("".join(t + "\n" for t, _ in make_pairs(30, seed=3)) + dev_pairs[0][0] + "\n",
                                           encoding="utf-8")
     out = tmp_path / "pre"
-    proc = subprocess.run([sys.executable, "pretrain.py", f"data.dir={data}", "data.holdout_test=10",
-                           "trainer.max_steps=3", "trainer.save_every=0", "pretrain.heldout=8",
-                           f"hydra.run.dir={out}", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    pretrain_in_process(out, f"data.dir={data}", "data.holdout_test=10", "trainer.max_steps=3", "trainer.save_every=0",
+                        "pretrain.heldout=8", *TINY)
     seen = "".join((out / "pretrain_data" / f).read_text(encoding="utf-8") for f in ("train.tsv", "heldout.tsv"))
     for title, abstract in dev_pairs + train_pairs[-10:]:
         assert title not in seen and abstract not in seen
     assert train_pairs[0][0] in seen  # training titles are used
     assert (out / "checkpoint" / "config.json").is_file()
-    assert "model.pretrained=" in proc.stdout
+    assert "model.pretrained=" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["pretrain"]["dev_means"] == "held-out pseudo pairs"
 
     fine = tmp_path / "fine"
-    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data}", "model=unilm_copy",
-                           f"model.pretrained={out / 'checkpoint'}", "trainer.max_steps=2", "trainer.save_every=0",
-                           f"hydra.run.dir={fine}", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(fine, f"data.dir={data}", "model=unilm_copy", f"model.pretrained={out / 'checkpoint'}",
+                     "trainer.max_steps=2", "trainer.save_every=0", *TINY)
     metrics = json.loads((fine / "metrics.json").read_text())
     assert metrics["model"]["pretrained"] == str(out / "checkpoint") and metrics["dev"]["n"] == 8
     # the fine-tuned model uses the pretraining vocabulary (it holds the title-only characters)
@@ -81,8 +75,8 @@ def test_missing_titles_file_names_the_option(tmp_path):
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(30))
     write_tsv(data / "dev.tsv", make_pairs(4, seed=1))
-    proc = subprocess.run([sys.executable, "pretrain.py", f"data.dir={data}", "pretrain.titles_file=nope.txt",
-                           f"hydra.run.dir={tmp_path / 'r'}", *TINY], cwd=REPO, capture_output=True, text=True)
+    proc = run_script("pretrain.py", f"data.dir={data}", "pretrain.titles_file=nope.txt", f"hydra.run.dir={tmp_path / 'r'}",
+                      *TINY)
     assert proc.returncode != 0 and "pretrain.titles_file=nope.txt" in proc.stderr
 
 
@@ -109,9 +103,8 @@ def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_m
                                                               "model.num_heads=2", "model.intermediate_size=64"]
     pre = [f"--pretrain-override={o}" for o in [f"data.dir={data}", "pretrain.heldout=4", *tiny]]
     run_dir = tmp_path / "q"
-    proc = subprocess.run([sys.executable, "scripts/run_quality_preset.py", "--pretrain-steps", "2",
-                           "--run-dir", str(run_dir), *pre, f"data.dir={data}", "trainer.max_steps=2",
-                           "trainer.save_every=0", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_script("scripts/run_quality_preset.py", "--pretrain-steps", "2", "--run-dir",
+                      str(run_dir), *pre, f"data.dir={data}", "trainer.max_steps=2", "trainer.save_every=0", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"]["pretrained"] == str(run_dir / "pretrain" / "checkpoint")

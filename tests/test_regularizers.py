@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +26,8 @@ from seq2seq_rdrop.regularizers import Baseline, GradPenalty, RandomReplace, RDr
 from seq2seq_rdrop.regularizers.random_replace import replace_title_inputs  # noqa: E402
 from seq2seq_rdrop.regularizers.rdrop import symmetric_kl  # noqa: E402
 from seq2seq_rdrop.tokenizer import build_tokenizer, encode_text  # noqa: E402
+
+from conftest import compose_train  # noqa: E402
 
 CONF_DIR = REPO_ROOT / "conf"
 REGULARIZER_YAMLS = sorted(p.stem for p in (CONF_DIR / "regularizer").glob("*.yaml"))
@@ -92,11 +93,6 @@ def ce_by_hand(log_probs: torch.Tensor, target: torch.Tensor, pad_id: int) -> to
     mask = target != pad_id
     picked = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     return -(picked[mask]).mean()
-
-
-def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 # --------------------------------------------------------------------------- R-Drop

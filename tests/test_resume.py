@@ -1,5 +1,7 @@
 """Never lose a run: a training run killed with SIGKILL and resumed ends exactly where an
 uninterrupted run ends, and a NaN loss stops the run, naming the step, with the last good state kept.
+The run to kill is a real `python train.py`; its resumption and the uninterrupted reference run in
+process (train() as train.py calls it), which also shows that both give the same numbers.
 
 The runs are tiny (a 1-layer UniLM of width 32 on 40 synthetic pairs, 30 steps) and use one CPU
 thread, which makes them bit-for-bit reproducible.
@@ -7,6 +9,7 @@ thread, which makes them bit-for-bit reproducible.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -16,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import train_in_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -57,13 +62,16 @@ def start_training(run_dir: Path, data_dir: Path, *extra: str) -> subprocess.Pop
     return proc
 
 
-def finish(proc: subprocess.Popen, timeout: float = 300) -> None:
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, f"train.py failed ({proc.returncode}):\n{proc.log_path.read_text()[-3000:]}"
+def train_here(run_dir: Path, data_dir: Path, *extra: str) -> dict:
+    """start_training's run, in this process."""
+    return train_in_process(run_dir, *TINY, f"data.dir={data_dir}", *extra)
+
+
+def resume_here(run_dir: Path, data_dir: Path, caplog, *extra: str) -> str:
+    """The killed run resumed in this process; returns what it logged (train.py's train.log)."""
+    with caplog.at_level(logging.INFO, logger="seq2seq_rdrop"):
+        train_here(run_dir, data_dir, *extra, "trainer.resume=true")
+    return caplog.text
 
 
 def load_state(run_dir: Path) -> dict:
@@ -96,17 +104,13 @@ def kill_after_first_state(killed_dir: Path, data_dir: Path, *extra: str) -> int
     return saved_step
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path):
+def test_killed_run_resumes_to_the_same_result(tmp_path, caplog):
     data = write_data(tmp_path / "data")
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    # The uninterrupted reference and the run to kill train side by side.
-    full = start_training(full_dir, data)
     saved_step = kill_after_first_state(killed_dir, data)
-
-    resumed = start_training(killed_dir, data, "trainer.resume=true")
-    finish(resumed)
-    finish(full)
-    assert f"at step {saved_step}" in (killed_dir / "train.log").read_text(), "the run did not resume from state/"
+    resumed_log = resume_here(killed_dir, data, caplog)
+    train_here(full_dir, data)  # the uninterrupted reference
+    assert f"at step {saved_step}" in resumed_log, "the run did not resume from state/"
 
     want = json.loads((full_dir / "metrics.json").read_text())
     got = json.loads((killed_dir / "metrics.json").read_text())

@@ -2,19 +2,16 @@
 holds a run, or that a live run holds, is refused in one line and touches nothing; a dead run's lock
 is taken over; trainer.overwrite=true replaces the old run's outputs."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, TINY
+from conftest import TINY, run_script
 from seq2seq_rdrop.run_dir import LOCK_FILE, RunDirError, check_run_dir, owned_run_dir
 
 
 def train_into(run_dir, data_dir, *extra):
-    return subprocess.run([sys.executable, "train.py", f"data.dir={data_dir}", f"hydra.run.dir={run_dir}",
-                           "trainer.max_steps=1", "trainer.save_every=0", *TINY, *extra], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return run_script("train.py", f"data.dir={data_dir}", f"hydra.run.dir={run_dir}", "trainer.max_steps=1",
+                      "trainer.save_every=0", *TINY, *extra)
 
 
 def snapshot(directory):

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from conftest import REPO, load_script
-from test_regularizers import ce_by_hand, compose_train, kl_by_hand, make_batch, tiny_model, tok, wrap_forward  # noqa: F401
-from test_resume import TINY, finish, kill_after_first_state, start_training, write_data
+from conftest import compose_config, compose_train, load_script, train_in_process
+from test_regularizers import ce_by_hand, kl_by_hand, make_batch, tiny_model, tok, wrap_forward  # noqa: F401
+from test_resume import TINY, kill_after_first_state, resume_here, train_here, write_data
 from seq2seq_rdrop.config_checks import PASSES, ConfigError, validate
 from seq2seq_rdrop.decoding import greedy_search
 from seq2seq_rdrop.regularizers import Baseline, RDrop, SemiSupervised
@@ -261,9 +260,8 @@ def test_a_semi_supervised_regularizer_needs_an_unlabelled_file_and_its_options_
             validate(compose_train(["regularizer=rdrop_semi", "data.unlabeled_file=train.tsv", override]))
         assert message in str(info.value) and "\n" not in str(info.value)
     validate(compose_train(["regularizer=rdrop", "regularizer.passes=auto"]))
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        with pytest.raises(ConfigError, match=r"pretrain.train_titles=-1: allowed values are null or integers >= 0"):
-            validate(compose("pretrain", overrides=["pretrain.train_titles=-1"]))
+    with pytest.raises(ConfigError, match=r"pretrain.train_titles=-1: allowed values are null or integers >= 0"):
+        validate(compose_config(["pretrain.train_titles=-1"], "pretrain"))
 
 
 def without_seconds(train_log: str) -> list[str]:
@@ -294,20 +292,12 @@ SEMI_STEPS = 12  # resume test: states every 5 steps (test_resume.TINY), killed 
 def test_unlabelled_titles_never_reach_the_loss(tmp_path):
     """Two runs whose unlabelled files differ only in their title column (made-up "poison" titles of
     characters the labelled data never hold, or repeated labelled characters) train identically."""
-    from seq2seq_rdrop import training
-
     tiny = [o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.eval_every", "trainer.save_every"))]
     logs, weights = [], []
     for i, poison in enumerate(("毒药标题", "一一")):
         data = write_semi_data(tmp_path / f"data{i}", poison)
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("train", overrides=[*tiny, *SEMI_RUN, f"data.dir={data}", "trainer.max_steps=3",
-                                              "trainer.eval_every=3", "trainer.save_every=3", "data.max_eval_samples=2"])
-        threads = torch.get_num_threads()
-        try:
-            metrics = training.train(cfg, tmp_path / f"run{i}")
-        finally:
-            torch.set_num_threads(threads)
+        metrics = train_in_process(tmp_path / f"run{i}", *tiny, *SEMI_RUN, f"data.dir={data}", "trainer.max_steps=3",
+                                   "trainer.eval_every=3", "trainer.save_every=3", "data.max_eval_samples=2")
         assert metrics["data"]["unlabeled"] == 16
         logs.append((tmp_path / f"run{i}" / "train_log.csv").read_text())
         weights.append(load_file(tmp_path / f"run{i}" / "state" / "model" / "model.safetensors"))
@@ -322,25 +312,23 @@ def test_unlabelled_abstracts_are_the_training_file_less_the_labelled_pairs(tmp_
 
     data = write_data(tmp_path / "data")
     rows = (data / "train.tsv").read_text(encoding="utf-8").splitlines()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data.dir={data}", "+experiment=semi_supervised",
-                                          f"model.pretrained={tmp_path}", "data.max_train_samples=25"])
+    cfg = compose_train([f"data.dir={data}", "+experiment=semi_supervised", f"model.pretrained={tmp_path}",
+                         "data.max_train_samples=25"])
     splits = load_splits(cfg)
     assert [e.abstract for e in splits.train] == [r.split("\t")[1] for r in rows[:25]]
     assert splits.unlabeled == [r.split("\t")[1] for r in rows[25:]]
 
 
-def test_a_killed_semi_supervised_run_resumes_to_the_same_result_and_logs_kl_unlabeled(tmp_path):
+def test_a_killed_semi_supervised_run_resumes_to_the_same_result_and_logs_kl_unlabeled(tmp_path, caplog):
     """As tests/test_resume.py, with rdrop_semi: the unlabelled batches and pseudo-titles of the resumed
     steps are those of the uninterrupted run."""
     data = write_semi_data(tmp_path / "data")
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
     run = [*SEMI_RUN, f"trainer.max_steps={SEMI_STEPS}", f"trainer.eval_every={SEMI_STEPS}"]
-    full = start_training(full_dir, data, *run)
     saved_step = kill_after_first_state(killed_dir, data, *run)
-    finish(start_training(killed_dir, data, *run, "trainer.resume=true"))
-    finish(full)
-    assert f"at step {saved_step}" in (killed_dir / "train.log").read_text()
+    resumed_log = resume_here(killed_dir, data, caplog, *run)
+    train_here(full_dir, data, *run)  # the uninterrupted reference
+    assert f"at step {saved_step}" in resumed_log
 
     want = json.loads((full_dir / "metrics.json").read_text())
     got = json.loads((killed_dir / "metrics.json").read_text())
@@ -375,8 +363,7 @@ def test_pretraining_never_reads_the_withheld_titles(tmp_path):
     (data / "dev.tsv").write_text(f"{pairs[0][0][::-1]}\t{pairs[0][1][::-1]}\n", encoding="utf-8")
     # a title-only file that also holds a copy of a withheld title: it must be dropped too
     (data / "titles_only.txt").write_text("题目甲乙丙丁戊\n" + pairs[20][0] + "\n", encoding="utf-8")
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("pretrain", overrides=[f"data.dir={data}", "pretrain.train_titles=10", "pretrain.heldout=2"])
+    cfg = compose_config([f"data.dir={data}", "pretrain.train_titles=10", "pretrain.heldout=2"], "pretrain")
     validate(cfg)
     prepare(cfg, data, tmp_path / "pre")
     seen = "".join((tmp_path / "pre" / f).read_text(encoding="utf-8") for f in ("train.tsv", "heldout.tsv"))

@@ -2,14 +2,11 @@
 import importlib.util
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from conftest import REPO
+from conftest import compose_config
 
 
 def compose_train(overrides):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
+    return compose_config(overrides, "train", hydra=True)
 
 
 def test_compare_preset_sweeps_four_regularizers_over_three_seeds():

@@ -1,17 +1,15 @@
 """End to end: `python train.py` on tiny synthetic data writes every promised file, and the
-saved checkpoint, loaded back on its own, decodes the same titles."""
+saved checkpoint, loaded back on its own, decodes the same titles. One run is a real `python train.py`
+(what only its process shows: Hydra's files, the printed table); the others call train() in process."""
 import json
-import subprocess
-import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, compose_config, compose_train, load_generate_cli, run_script, train_in_process
 
 
-def run_train(args, cwd=REPO):
-    proc = subprocess.run([sys.executable, "train.py", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def run_train(args):
+    proc = run_script("train.py", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -85,21 +83,14 @@ def test_checkpoint_alone_decodes_the_same_titles(finished_run, tmp_path):
 def test_generate_py_on_the_run_s_files_scores_what_the_run_scored(finished_run, tmp_path):
     """The checkpoint carries its run's decoding (generation_config.json): `generate.py checkpoint=...
     input=... evaluate=true` with no decoding option gives the run's dev and test titles and scores."""
-    import importlib.util
-
-    from hydra import compose, initialize_config_dir
-
-    spec = importlib.util.spec_from_file_location("generate_cli_train", REPO / "generate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_generate_cli("generate_cli_train")
     out, _ = finished_run
     metrics = json.loads((out / "metrics.json").read_text())
     data = REPO / metrics["data"]["dir"]
     for split in ("dev", "test"):
         titles = tmp_path / f"{split}.tsv"
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("generate", overrides=[f"checkpoint={out / 'checkpoint'}", f"input={data / f'{split}.tsv'}",
-                                                 "evaluate=true", f"output={titles}"])
+        cfg = compose_config([f"checkpoint={out / 'checkpoint'}", f"input={data / f'{split}.tsv'}", "evaluate=true",
+                              f"output={titles}"], "generate")
         scores = cli.run(cfg)
         assert scores == metrics[split], split
         predictions = [line.split("\t")[1] for line in
@@ -110,32 +101,31 @@ def test_generate_py_on_the_run_s_files_scores_what_the_run_scored(finished_run,
 def test_same_seed_gives_the_same_metrics(finished_run, tmp_path):
     out, _ = finished_run
     cfg = json.loads((out / "metrics.json").read_text())
-    again = tmp_path / "again"
-    run_train([f"data.dir={cfg['data']['dir']}", "data.test_file=test.tsv", *SAME_RUN, f"hydra.run.dir={again}", *TINY])
-    second = json.loads((again / "metrics.json").read_text())
+    # in process, against train.py's run: the same numbers either way
+    second = train_in_process(tmp_path / "again", f"data.dir={cfg['data']['dir']}", "data.test_file=test.tsv",
+                              *SAME_RUN, *TINY)
     assert second["dev"] == cfg["dev"] and second["test"] == cfg["test"]
 
 
 def test_required_overrides_exist_in_the_config():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "data.dir=x", "data.train_file=a", "data.dev_file=b", "data.test_file=null", "data.max_eval_samples=null",
-            "trainer.max_steps=null", "trainer.epochs=1", "seed=3", "decode.beam_size=2", "decode.max_len=9",
-        ])
+    cfg = compose_train([
+        "data.dir=x", "data.train_file=a", "data.dev_file=b", "data.test_file=null", "data.max_eval_samples=null",
+        "trainer.max_steps=null", "trainer.epochs=1", "seed=3", "decode.beam_size=2", "decode.max_len=9",
+    ])
     assert cfg.seed == 3 and cfg.decode.beam_size == 2 and cfg.regularizer.name == "baseline"
 
 
 def test_unknown_monitor_names_the_allowed_values(data_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data_dir}", "trainer.monitor=accuracy",
-                           f"hydra.run.dir={tmp_path / 'r'}", *TINY], cwd=REPO, capture_output=True, text=True)
+    proc = run_script("train.py", f"data.dir={data_dir}", "trainer.monitor=accuracy", f"hydra.run.dir={tmp_path / 'r'}",
+                      *TINY)
     assert proc.returncode != 0 and "rouge-l" in proc.stderr and "trainer.monitor" in proc.stderr
 
 
 def test_bf16_autocast_option_trains(data_dir, tmp_path):
     """trainer.precision=bf16 (meant for GPUs) runs through the same loop; CPU autocast here."""
     out = tmp_path / "bf16"
-    run_train([f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.precision=bf16", "trainer.save_every=0",
-               f"hydra.run.dir={out}", *TINY])
+    train_in_process(out, f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.precision=bf16",
+                     "trainer.save_every=0", *TINY)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["precision"] == "bf16" and metrics["dev"]["n"] == 8
 
@@ -144,16 +134,16 @@ def test_final_decodes_null_means_the_main_decoding_only(data_dir, tmp_path):
     """trainer.final_decodes=null (e.g. to drop a preset's beam 16) is accepted and, like {}, adds no
     decoding: metrics.json and example_scores.json hold the main one alone."""
     out = tmp_path / "no_final_decodes"
-    run_train([f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.final_decodes=null", "trainer.save_every=0",
-               f"hydra.run.dir={out}", *TINY])
+    train_in_process(out, f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.final_decodes=null",
+                     "trainer.save_every=0", *TINY)
     assert "decodes" not in json.loads((out / "metrics.json").read_text())
     assert list(json.loads((out / "example_scores.json").read_text())["dev"]) == ["main"]
 
 
 def test_max_minutes_stops_after_a_last_evaluation(data_dir, tmp_path):
     out = tmp_path / "budget"
-    run_train([f"data.dir={data_dir}", "trainer.max_steps=1000", "trainer.max_minutes=0.0001",
-               "trainer.save_every=0", f"hydra.run.dir={out}", *TINY])
+    train_in_process(out, f"data.dir={data_dir}", "trainer.max_steps=1000", "trainer.max_minutes=0.0001",
+                     "trainer.save_every=0", *TINY)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_step"] == 1 and metrics["total_steps"] == 1000
 
@@ -185,9 +175,8 @@ def test_a_run_the_clock_stops_ends_with_its_learning_rate_annealed(data_dir, tm
     import csv
 
     out = tmp_path / "deadline"
-    run_train([f"data.dir={data_dir}", "trainer.max_steps=100000", "trainer.max_minutes=0.02",
-               "trainer.lr_decay_by_time=true", "trainer.save_every=0", f"hydra.run.dir={out}", *TINY,
-               "trainer.log_every=1"])
+    train_in_process(out, f"data.dir={data_dir}", "trainer.max_steps=100000", "trainer.max_minutes=0.02",
+                     "trainer.lr_decay_by_time=true", "trainer.save_every=0", *TINY, "trainer.log_every=1")
     with open(out / "train_log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert 1 < int(rows[-1]["step"]) < 100000  # stopped by the clock, several steps in
@@ -202,11 +191,11 @@ def test_ema_checkpoint_is_the_moving_average_of_the_trained_weights_across_a_re
 
     out, decay = tmp_path / "ema", 0.75
     common = [f"data.dir={data_dir}", "trainer.max_steps=2", f"trainer.ema_decay={decay}", "trainer.save_every=1",
-              "trainer.eval_every=100", f"hydra.run.dir={out}", *TINY]
-    run_train([*common, "trainer.max_minutes=0.0001"])  # the clock stops it after step 1
+              "trainer.eval_every=100", *TINY]
+    train_in_process(out, *common, "trainer.max_minutes=0.0001")  # the clock stops it after step 1
     weights_1 = load_file(out / "state" / "model" / "model.safetensors")
     shutil.copytree(out / "state", tmp_path / "state_1")
-    run_train([*common, "trainer.resume=true"])  # step 2
+    train_in_process(out, *common, "trainer.resume=true")  # step 2
     weights_2 = load_file(out / "state" / "model" / "model.safetensors")
     ema_2 = {k.removeprefix("module.bert."): v for k, v in  # our UniLM holds the HF model as .bert
              torch.load(out / "state" / "trainer_state.pt", weights_only=False)["ema"].items()}
@@ -223,8 +212,8 @@ def test_ema_checkpoint_is_the_moving_average_of_the_trained_weights_across_a_re
 
 
 def test_ema_decay_outside_zero_one_is_refused_naming_the_option(data_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "train.py", f"data.dir={data_dir}", "trainer.ema_decay=1.5",
-                           f"hydra.run.dir={tmp_path / 'bad'}", *TINY], cwd=REPO, capture_output=True, text=True)
+    proc = run_script("train.py", f"data.dir={data_dir}", "trainer.ema_decay=1.5", f"hydra.run.dir={tmp_path / 'bad'}",
+                      *TINY)
     assert proc.returncode != 0 and "trainer.ema_decay=1.5" in proc.stderr
 
 

@@ -5,14 +5,8 @@ import csv
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO, TINY, make_pairs, write_tiny_csl
-
-
-def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+from conftest import TINY, compose_config, compose_train, make_pairs, write_tiny_csl
 
 
 def test_the_validation_split_is_the_training_file_s_last_pairs_and_leaves_training():
@@ -87,9 +81,7 @@ def test_pretraining_never_sees_the_validation_pairs(tmp_path):
     from seq2seq_rdrop.pretraining import prepare
 
     data = write_tiny_csl(tmp_path)
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="pretrain", overrides=[f"data.dir={data}", "data.val_size=5",
-                                                          "pretrain.titles_file=null"])
+    cfg = compose_config([f"data.dir={data}", "data.val_size=5", "pretrain.titles_file=null"], "pretrain")
     out, _, _ = prepare(cfg, data, tmp_path / "pseudo")
     text = (out / "train.tsv").read_text(encoding="utf-8") + (out / "heldout.tsv").read_text(encoding="utf-8")
     val_titles = [title for title, _ in make_pairs(48, seed=0)[-5:]]

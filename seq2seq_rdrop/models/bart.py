@@ -27,6 +27,7 @@ from torch import nn
 from transformers import BartConfig, BartForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
+from ..vocab_trim import slice_embedding, tie_weight
 from .base import CACHE_KEYWORD, DecodeState, Seq2SeqModel, never_generated
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,18 @@ class BartSeq2Seq(Seq2SeqModel):
 
     def input_embeddings(self) -> nn.Embedding:
         return self.bart.model.shared
+
+    def trim_vocabulary(self, index: torch.Tensor, old_to_new: dict[int, int]) -> None:
+        bart = self.bart
+        weight = slice_embedding(bart.model.shared, index, old_to_new)
+        for module in (bart.model.encoder.embed_tokens, bart.model.decoder.embed_tokens):
+            if module is not bart.model.shared:  # untied copies in some checkpoints
+                tie_weight(module, weight)
+                if module.padding_idx is not None:
+                    module.padding_idx = old_to_new.get(module.padding_idx)
+        tie_weight(bart.lm_head, weight)
+        bart.final_logits_bias = bart.final_logits_bias.index_select(1, index).clone()
+        self.decoder_start_id = old_to_new[self.decoder_start_id]
 
     # --- batches -----------------------------------------------------------------------------
     def build_example(self, src_tokens, tgt_tokens):

@@ -215,6 +215,11 @@ class Seq2SeqModel(nn.Module):
     def input_embeddings(self) -> nn.Embedding:
         raise NotImplementedError
 
+    def trim_vocabulary(self, index: torch.Tensor, old_to_new: dict[int, int]) -> None:
+        """Keep only the `index` rows of the token embeddings and the output layer, in place (model.trim_vocab;
+        vocab_trim.trim_model remaps the ids and configs the families share)."""
+        raise ValueError(f"model.trim_vocab: no vocabulary trimming for model family {self.family!r}")
+
     # --- dropout -----------------------------------------------------------------------------
     def set_dropout(self, p: float, attention: float | None = None) -> None:
         """Hidden-state dropout p; attention-probability dropout `attention` (None: p as well)."""

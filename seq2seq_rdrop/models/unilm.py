@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 
+from ..vocab_trim import slice_embedding, tie_weight
 from .base import CACHE_KEYWORD, DecodeState, KVCache, Seq2SeqModel, never_generated
 
 
@@ -68,6 +69,14 @@ class UniLM(Seq2SeqModel):
 
     def input_embeddings(self) -> nn.Embedding:
         return self.bert.bert.embeddings.word_embeddings
+
+    def trim_vocabulary(self, index: torch.Tensor, old_to_new: dict[int, int]) -> None:
+        weight = slice_embedding(self.input_embeddings(), index, old_to_new)
+        predictions = self.bert.cls.predictions  # tied to the input embeddings, with a bias of its own
+        tie_weight(predictions.decoder, weight)
+        bias = predictions.bias
+        predictions.bias = nn.Parameter(bias.detach().index_select(0, index).clone(), requires_grad=bias.requires_grad)
+        predictions.decoder.bias = predictions.bias
 
     def build_example(self, src_tokens, tgt_tokens):
         src = [self.bos_id] + src_tokens + [self.eos_id]

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ..config_checks import REPLACE_SOURCES as SOURCES  # their home: the torch-free checks of a config
 from .base import Regularizer
-
-SOURCES = ("sequence", "vocab")
 
 
 def _uniform(shape, generator, device) -> torch.Tensor:
@@ -42,14 +41,18 @@ def _draw_from_sequence(tgt_in, src_ids, special: torch.Tensor, generator) -> to
     return sequence.gather(1, order.gather(1, k))
 
 
+def check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"regularizer.source={source!r}: allowed values are {', '.join(SOURCES)}")
+
+
 def replace_title_inputs(tgt_in: torch.Tensor, prob: float, example_prob: float, vocab_size: int,
                          special_ids: list[int], generator: torch.Generator | None = None,
                          source: str = "vocab", src_ids: torch.Tensor | None = None) -> torch.Tensor:
     """A copy of `tgt_in` where each non-special token of a chosen example (chosen with probability
     `example_prob`) is replaced with probability `prob` by a token drawn from `source`: "vocab"
     (uniform over the non-special vocabulary) or "sequence" (the example's own `src_ids` + `tgt_in`)."""
-    if source not in SOURCES:
-        raise ValueError(f"regularizer.source={source!r}: allowed values are {', '.join(SOURCES)}")
+    check_source(source)
     special = torch.tensor(special_ids, device=tgt_in.device)
     chosen_examples = _uniform((tgt_in.size(0), 1), generator, tgt_in.device) < example_prob
     replace = (_uniform(tgt_in.shape, generator, tgt_in.device) < prob) & chosen_examples & ~torch.isin(tgt_in, special)
@@ -65,8 +68,7 @@ def replace_title_inputs(tgt_in: torch.Tensor, prob: float, example_prob: float,
 class RandomReplace(Regularizer):
     def __init__(self, prob: float = 0.3, example_prob: float = 0.5, source: str = "sequence", **kwargs):
         super().__init__(**kwargs)
-        if source not in SOURCES:
-            raise ValueError(f"regularizer.source={source!r}: allowed values are {', '.join(SOURCES)}")
+        check_source(source)
         for option, value in (("prob", prob), ("example_prob", example_prob)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"regularizer.{option}={value!r}: allowed values are numbers in [0, 1]")

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
+from ..config_checks import PASSES  # their home: the torch-free checks of a config
 from .base import Regularizer
 
-PASSES = ("doubled", "twice", "auto")
 DEFAULT_PASSES = "doubled"
 
 
@@ -52,6 +52,15 @@ def two_passes(model, batch: dict, passes: str) -> tuple[torch.Tensor, torch.Ten
     return log_probs_1, log_probs_2
 
 
+def two_pass_terms(regularizer: Regularizer, model, batch: dict, passes: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """R-Drop's two terms over `batch`: the mean cross-entropy of two dropout passes, and their symmetric KL
+    (RDrop on labelled pairs, SemiSupervised on pseudo-titled abstracts)."""
+    log_probs_1, log_probs_2 = two_passes(model, batch, passes)
+    ce = (regularizer.cross_entropy(model, log_probs_1, batch) + regularizer.cross_entropy(model, log_probs_2, batch)) / 2
+    kl = symmetric_kl(log_probs_1, log_probs_2, batch["tgt_out"] != model.pad_id)
+    return ce, kl
+
+
 class RDrop(Regularizer):
     def __init__(self, alpha: float = 4.0, passes: str = DEFAULT_PASSES, **kwargs):
         super().__init__(**kwargs)
@@ -59,8 +68,6 @@ class RDrop(Regularizer):
         self.passes = check_passes(passes)
 
     def __call__(self, model, batch):
-        log_probs_1, log_probs_2 = two_passes(model, batch, self.passes)
-        ce = (self.cross_entropy(model, log_probs_1, batch) + self.cross_entropy(model, log_probs_2, batch)) / 2
-        kl = symmetric_kl(log_probs_1, log_probs_2, batch["tgt_out"] != model.pad_id)
+        ce, kl = two_pass_terms(self, model, batch, self.passes)
         loss = ce + self.alpha / 4 * kl
         return loss, {"ce": ce.item(), "kl": kl.item()}

@@ -23,7 +23,7 @@ import torch
 
 from ..decoding import greedy_search
 from .base import Regularizer
-from .rdrop import DEFAULT_PASSES, check_passes, symmetric_kl, two_passes
+from .rdrop import DEFAULT_PASSES, check_passes, two_pass_terms
 
 UNLABELED = "unlabeled"  # the batch key of the unlabelled sub-batch
 UNLABELED_PARTS = ("ce_unlabeled", "kl_unlabeled")  # train_log.csv columns of a semi-supervised run
@@ -73,9 +73,7 @@ class SemiSupervised(Regularizer):
             return loss, parts  # not training (e.g. a benchmark without unlabelled data), or both weights 0
         pseudo = pseudo_titled_batch(model, unlabeled["src_ids"], self.pseudo_max_len)
         if self.unlabeled_alpha > 0:
-            log_probs_1, log_probs_2 = two_passes(model, pseudo, self.passes)
-            ce = (self.cross_entropy(model, log_probs_1, pseudo) + self.cross_entropy(model, log_probs_2, pseudo)) / 2
-            kl = symmetric_kl(log_probs_1, log_probs_2, pseudo["tgt_out"] != model.pad_id)
+            ce, kl = two_pass_terms(self, model, pseudo, self.passes)
             loss = loss + self.unlabeled_alpha / 4 * kl
             parts["kl_unlabeled"] = kl.item()
         else:
