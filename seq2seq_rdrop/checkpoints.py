@@ -316,12 +316,12 @@ _MISMATCH = re.compile(r"^(\S+)\s*\|.*size mismatch - ckpt: torch\.Size\((\[[^]]
 
 def _mismatch_reason(held: list[logging.LogRecord]) -> str | None:
     """Hugging Face's shape-mismatch error says "look at the above report", which loading_checkpoint held
-    back: the report's first mismatched weight instead, and how many there are."""
+    back: the report's first mismatched weight by name instead (its order varies), and how many there are."""
     found = [m.groups() for record in held for line in record.getMessage().splitlines()
              if (m := _MISMATCH.match(line.strip()))]
     if not found:
         return None
-    name, saved, expected = found[0]
+    name, saved, expected = min(found)
     more = f" and {len(found) - 1} more weight(s)" if len(found) > 1 else ""
     return (f"its weights do not have the shapes its config.json gives: {name} is {saved} in the weights file, "
             f"{expected} by config.json{more}")
