@@ -19,7 +19,8 @@ It writes into REPORT_DIR:
                    equal-time table, diagnostics, and the (regularizer × seed) grid with what is missing.
 - comparison.csv : the same numbers, one row per regularizer.
 - comparison.png : grouped bars of the --decode decoding, error bars = sd over seeds.
-- curves.png     : dev ROUGE-L (greedy) against optimizer steps and against training minutes.
+- curves.png     : ROUGE-L (greedy) of each evaluation, on dev or on the runs' validation split, against
+                   optimizer steps and against training minutes.
 
 The outputs depend on the run files only: a fixed bootstrap seed, sorted iteration, no timestamps,
 paths relative to REPORT_DIR, PNGs without a Software tag; two builds are byte-identical.
@@ -492,14 +493,20 @@ def holm_over_report(rows: list[dict], decodes: list[str]) -> int:
 # --------------------------------------------------------------------------- cost and equal time
 
 
+def steps_trained(metrics: dict) -> int | None:
+    """The steps a run trained: metrics["steps"] (fewer than total_steps when patience or the clock stopped
+    it), else total_steps (runs written before "steps" existed trained them all)."""
+    return metrics.get("steps") or metrics.get("total_steps")
+
+
 def seconds_per_step(runs: list[Run], name: str, bench: dict | None) -> tuple[float, str]:
     """(seconds per optimizer step, source): bench_train.json's median when it has the regularizer
     ("bench"), else the mean over seeds of train_seconds / total_steps ("runs": wall time)."""
     bench_value = ((bench or {}).get("seconds_per_step") or {}).get(name)
     if bench_value is not None:
         return float(bench_value), "bench"
-    values = [r.metrics["train_seconds"] / r.metrics["total_steps"] for r in runs
-              if r.metrics.get("train_seconds") is not None and r.metrics.get("total_steps")]
+    values = [r.metrics["train_seconds"] / steps_trained(r.metrics) for r in runs
+              if r.metrics.get("train_seconds") is not None and steps_trained(r.metrics)]
     return (float(np.mean(values)), "runs") if values else (math.nan, "")
 
 
@@ -700,7 +707,8 @@ def setup_facts(finished: list[Run]) -> dict[str, list[str]]:
 
     return {
         "kept": values(lambda m: m["kept"]), "kept_step": values(lambda m: m["kept_step"]),
-        "total_steps": values(lambda m: m["total_steps"]), "data": values(lambda m: m["data"]),
+        "total_steps": values(lambda m: m["total_steps"]), "steps": values(steps_trained),
+        "data": values(lambda m: m["data"]),
         "model": values(lambda m: {k: v for k, v in m["model"].items() if k not in ("pretrained", "dropout")}),
     }
 
@@ -736,6 +744,8 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
         **ctx, "root": root, "plot_decode": decode, "bench": bench, "notes_md": load_notes(root),
         "labels": {d: decode_label(d, finished) for d in decodes},
         "rows": rows, "n_comparisons": holm_over_report(rows, decodes),
+        # the split of the eval_log curves: the validation split when the runs chose their step on one
+        "curve_split": "val" if any(r.metrics.get("selected_on") == "val" for r in finished) else "dev",
         "curves": {reg: [c for c in (eval_curve(r) for r in runs_of(reg)) if c is not None] for reg in regs},
         "minutes": {reg: minutes_per_run(runs_of(reg), ctx["cost"][reg]) for reg in regs},
         "grid": (exp_regs, exp_seeds, grid_status(exp_regs, exp_seeds, problems)),
@@ -917,7 +927,8 @@ def md_header(report: dict) -> list[str]:
         + (f" ({cut_off} of them cut off in their final evaluation, scored from eval_log.csv)" if cut_off else "")
         + "; the grid at the end lists what is missing.",
         f"- Split: **{report['split']}**. Scores are those of {kept_text(setup)}.",
-        f"- Decodings: {labels}. Total optimizer steps per run: {_json_list(setup['total_steps'])}.",
+        f"- Decodings: {labels}. Total optimizer steps per run: {_json_list(setup['total_steps'])}"
+        + (f" (trained: {_json_list(setup['steps'])})" if setup["steps"] != setup["total_steps"] else "") + ".",
         f"- Data: {_json_list(setup['data'])}.",
         f"- Model: {_json_list(setup['model'])}.",
         "- Mean ± sd over seeds; sd is the sample sd (ddof=1), n/a with one seed.",
@@ -1032,8 +1043,8 @@ def md_equal_time(report: dict) -> list[str]:
     rows = [[row["regularizer"], _fmt(row["equal_time"]["steps"], ".0f"), row["equal_time"]["n"],
              _pm((row["equal_time"]["mean"], row["equal_time"]["sd"])), ", ".join(row["equal_time"]["flags"]) or "-"]
             for row in report["rows"]]
-    return [f"## Equal-time comparison (dev R-L, greedy, at {base}'s training time)", "",
-            f"Each regularizer's greedy dev ROUGE-L after the training time a whole {base} run needs: equivalent "
+    return [f"## Equal-time comparison ({report['curve_split']} R-L, greedy, at {base}'s training time)", "",
+            f"Each regularizer's greedy {report['curve_split']} ROUGE-L (its eval_log.csv) after the training time a whole {base} run needs: equivalent "
             f"steps = {base} total steps × ({base} s/step ÷ regularizer s/step), both s/step from the regularizer's "
             "source in the cost table; "
             "R-L is linearly interpolated on the run's eval_log.csv (step, rouge-l) curve, capped at its last "
@@ -1147,7 +1158,7 @@ def write_curves(path: Path, report: dict) -> None:
     by_step.set_xlabel("optimizer steps")
     by_time.set_xlabel("training minutes (bench_train.json s/step × steps; † train_log wall time)")
     for ax in (by_step, by_time):
-        ax.set_ylabel("dev ROUGE-L, greedy")
+        ax.set_ylabel(f"{report['curve_split']} ROUGE-L, greedy")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle("Learning curves: mean ± sd over seeds")
