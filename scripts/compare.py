@@ -159,13 +159,14 @@ def _run_identity(run_dir: Path, metrics: dict | None):
 
 
 def _candidate_run_dirs(root: Path) -> set[Path]:
-    """Directories that are (or were meant to be) runs: a Hydra job dir, a dir with metrics.json, and
-    every directory directly under root/runs (so an unfinished run there is still seen)."""
-    found = {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
-    found |= {p.parent for p in root.rglob("metrics.json")}
+    """Directories that are (or were meant to be) runs. A report directory (root/runs exists): every directory
+    directly under root/runs (so an unfinished run there is still seen), nothing elsewhere (a sub-report
+    such as compare_converged/horizon/ has runs of its own). Any other tree: a Hydra job dir, a dir with
+    metrics.json."""
     if (root / "runs").is_dir():
-        found |= {p for p in (root / "runs").iterdir() if p.is_dir()}
-    return found
+        return {p for p in (root / "runs").iterdir() if p.is_dir()}
+    found = {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    return found | {p.parent for p in root.rglob("metrics.json")}
 
 
 def discover_runs(root: Path) -> list[Run]:

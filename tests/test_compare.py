@@ -428,3 +428,14 @@ def test_old_hydra_multirun_with_prediction_files_still_works(tmp_path):
     assert f"| rdrop | 1 | {compare.UNFINISHED} | `3` |" in md
     assert f"| baseline | 2 | {compare.MISSING} | - |" in md and f"| rdrop | 2 | {compare.MISSING} | - |" in md
     assert "kept = best" in md and "no eval_log.csv" in md
+
+
+def test_a_report_directory_reads_its_own_runs_and_not_those_of_a_sub_report(tmp_path):
+    """compare_converged/horizon/runs/baseline_seed0 beside compare_converged/runs/baseline_seed0: the report of
+    the parent sees one baseline run, not two."""
+    rng = np.random.default_rng(12)
+    make_run(tmp_path, "baseline", 0, _per_example(rng))
+    make_run(tmp_path, "rdrop", 0, _per_example(rng))
+    make_run(tmp_path / "horizon", "baseline", 0, _per_example(rng))
+    rows = build(tmp_path)
+    assert rows["baseline"]["n_seeds"] == "1"
