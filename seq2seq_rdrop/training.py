@@ -455,7 +455,7 @@ def load_trainer_state(path: Path) -> dict:
         with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
             saved = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
-        # torch's message advises weights_only=False, which would run the payload: name only what was found
+        # torch's message advises retrying the unsafe way, which would run the payload: name only what was found
         found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
         what = f"it asks to build {found.group(1)}" if found else "it holds more than tensors and plain values"
         raise CheckpointError(f"{path}: refused, not a trainer state this project wrote ({what}); "
