@@ -386,6 +386,14 @@ def mean_sd(values) -> tuple[float, float]:
     return float(a.mean()), (float(a.std(ddof=1)) if a.size > 1 else math.nan)
 
 
+def bootstrap_summary(diffs: np.ndarray, boot: np.ndarray) -> dict:
+    """Δ (the statistic on all examples), the 95% percentile interval of the resampled statistics `boot`, and
+    the two-sided p = min(1, 2 * min(frac(boot <= 0), frac(boot >= 0)))."""
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    p = min(1.0, 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
+    return {"delta": float(diffs.mean(axis=1).mean()), "ci_low": float(lo), "ci_high": float(hi), "p_value": p}
+
+
 def paired_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
     """Seed-pooled paired bootstrap. diffs: (seeds, examples), regularizer minus baseline per paired
     seed. Each resample draws example indices with replacement, the same indices for every seed;
@@ -404,9 +412,7 @@ def paired_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
         k = min(chunk, n_boot - start)
         idx = rng.integers(0, n, size=(k, n))
         boot[start: start + k] = diffs[:, idx].mean(axis=2).mean(axis=0)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    p = min(1.0, 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
-    return {"delta": float(diffs.mean(axis=1).mean()), "ci_low": float(lo), "ci_high": float(hi), "p_value": p}
+    return bootstrap_summary(diffs, boot)
 
 
 def hierarchical_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
@@ -426,9 +432,7 @@ def hierarchical_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> dict:
         seeds = rng.integers(0, n_seeds, size=(k, n_seeds))
         examples = rng.integers(0, n, size=(k, 1, n))
         boot[start: start + k] = diffs[seeds[:, :, None], examples].mean(axis=2).mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    p = min(1.0, 2.0 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
-    return {"delta": float(diffs.mean(axis=1).mean()), "ci_low": float(lo), "ci_high": float(hi), "p_value": p}
+    return bootstrap_summary(diffs, boot)
 
 
 def holm(p_values: list[float]) -> list[float]:
