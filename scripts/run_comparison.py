@@ -28,6 +28,7 @@ train.py run, e.g. `data.test_file=test.tsv` to score every run on another label
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -97,6 +98,9 @@ def diagnose(out: Path, kept: Path, common_dropout: bool = False) -> None:
         name = DIAGNOSTICS_FILE if dropout is None else f"diagnostics_dropout{dropout}.json"
         if (kept / name).is_file() or not (out / "checkpoint").is_dir():
             continue
+        if dropout is not None and _measured_at(kept / DIAGNOSTICS_FILE, dropout):
+            shutil.copy2(kept / DIAGNOSTICS_FILE, kept / name)  # same weights, rates and seed: same measures
+            continue
         diag_dir = out / ("diagnostics" if dropout is None else f"diagnostics_dropout{dropout}")
         extra = [] if dropout is None else [f"--dropout={dropout}"]
         code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}", *extra],
@@ -105,6 +109,14 @@ def diagnose(out: Path, kept: Path, common_dropout: bool = False) -> None:
             shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / name)
         else:
             print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
+
+
+def _measured_at(diagnostics_file: Path, dropout: float) -> bool:
+    """Whether a diagnostics.json was measured with hidden and attention dropout both at `dropout`."""
+    if not diagnostics_file.is_file():
+        return False
+    rates = json.loads(diagnostics_file.read_text())["runs"][0]["dropout"]
+    return rates["hidden"] == dropout and rates["attention"] == dropout
 
 
 def _relative(path: Path) -> Path:

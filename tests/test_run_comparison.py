@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from conftest import load_script
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-
+OWN_DROPOUT = 0.3  # the fake checkpoints' own dropout rate unless a test changes it
 
 @pytest.fixture
 def driver(monkeypatch):
@@ -22,7 +23,9 @@ def driver(monkeypatch):
         if command[0] == "scripts/diagnose.py":
             out = Path(command[2].split("=", 1)[1])
             out.mkdir(parents=True, exist_ok=True)
-            (out / "diagnostics.json").write_text(json.dumps({"runs": [{"measures": {}}]}))
+            rate = float(next((c.split("=")[1] for c in command if c.startswith("--dropout=")), OWN_DROPOUT))
+            rates = {"hidden": rate, "attention": rate}
+            (out / "diagnostics.json").write_text(json.dumps({"runs": [{"dropout": rates, "measures": {}}]}))
             return 0
         out = Path(options["hydra.run.dir"])
         (out / "checkpoint").mkdir(parents=True, exist_ok=True)
@@ -87,3 +90,19 @@ def test_a_work_dir_reached_through_a_symbolic_link_stays_a_repository_path(driv
     assert module._relative(Path("outputs/sweeps/semi_supervised")) == Path("outputs/sweeps/semi_supervised")
     assert module._relative(repo / "outputs/sweeps/x/../semi") == Path("outputs/sweeps/semi")
     assert module._relative(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("own, diagnose_runs", [(0.3, 2), (0.1, 1)])
+def test_the_common_dropout_is_measured_only_where_it_differs_from_the_checkpoints_own(
+        driver, tmp_path, monkeypatch, own, diagnose_runs):
+    """compare_converged diagnoses every checkpoint at its own dropout and at the common 0.1; a checkpoint
+    trained at 0.1 gives the same measures twice (same weights, rates and seed), so its first file is copied."""
+    module, calls = driver
+    monkeypatch.setattr(sys.modules[__name__], "OWN_DROPOUT", own)
+    args = ["--experiment", "compare_converged", "--seeds", "0", "--regularizers", "baseline",
+            f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}"]
+    assert module.main(args) == 0
+    assert sum(c[0] == "scripts/diagnose.py" for c in calls) == diagnose_runs
+    kept = tmp_path / "r" / "runs" / "baseline_seed0"
+    common = json.loads((kept / "diagnostics_dropout0.1.json").read_text())["runs"][0]["dropout"]
+    assert common == {"hidden": 0.1, "attention": 0.1}
