@@ -56,13 +56,13 @@ from seq2seq_rdrop.fast_dropout import use_fast_dropout
 from seq2seq_rdrop.machine import machine_lines
 from seq2seq_rdrop.memory import keep_freed_memory
 from seq2seq_rdrop.models import build_model
+from seq2seq_rdrop.regularizer_names import ARTICLE_FOUR, conf_names
 from seq2seq_rdrop.regularizers import Regularizer
 from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from seq2seq_rdrop.training import encode_pairs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
-DEFAULT_REGULARIZERS = ["baseline", "random_replace", "grad_penalty", "rdrop"]
 # cost relative to the baseline that each regularizer is expected to stay within; R-Drop's is the two-pass
 # floor (two forward/backward passes, one optimizer step), whichever execution (regularizer.passes) runs it
 TARGETS = {"rdrop": 2.0, "rdrop_passes_twice": 2.0, "grad_penalty": 2.5, "random_replace": 1.05}
@@ -76,7 +76,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="default: trainer.batch_size")
     parser.add_argument("--examples", type=int, default=None,
                         help="first N training examples to read (default: (warmup + steps) x batch size)")
-    parser.add_argument("--regularizers", default=",".join(DEFAULT_REGULARIZERS),
+    parser.add_argument("--regularizers", default=",".join(ARTICLE_FOUR),
                         help="comma-separated conf/regularizer names; baseline is always included")
     parser.add_argument("--out", default="outputs/benchmarks/bench_train.md", help="markdown report to write")
     parser.add_argument("--json", default=None, help="also write seconds per step and ratios as JSON here")
@@ -90,7 +90,7 @@ def parse_args(argv=None):
     names = [n.strip() for n in args.regularizers.split(",") if n.strip()]
     if "baseline" not in names:
         names.insert(0, "baseline")
-    unknown = [n for n in names if not (CONF_DIR / "regularizer" / f"{n}.yaml").is_file()]
+    unknown = [n for n in names if n not in conf_names()]
     if unknown:
         parser.error(f"no conf/regularizer/{unknown[0]}.yaml")
     args.regularizers = names

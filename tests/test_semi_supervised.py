@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from conftest import compose_config, compose_train, load_script, train_in_process
+from conftest import compose_config, compose_train, train_in_process
 from test_regularizers import ce_by_hand, kl_by_hand, make_batch, tiny_model, tok, wrap_forward  # noqa: F401
 from test_resume import TINY, kill_after_first_state, resume_here, train_here, write_data
 from seq2seq_rdrop.config_checks import PASSES, ConfigError, validate
@@ -370,41 +370,3 @@ def test_pretraining_never_reads_the_withheld_titles(tmp_path):
     assert all(title not in seen for title, _ in pairs[10:])
     assert all(title in seen for title, _ in pairs[:10]) and "题目甲乙丙丁戊" in seen
     assert any(abstract.split("。")[0] in seen for _, abstract in pairs[10:])  # their abstracts are used
-
-
-@pytest.fixture
-def driver(monkeypatch):
-    module = load_script("run_semi_supervised", "scripts/run_semi_supervised.py")
-    calls, reports = [], []
-
-    def fake_run(command, log_file):
-        calls.append(command)
-        out = Path(dict(p.split("=", 1) for p in command if p.startswith("hydra.run.dir="))["hydra.run.dir"])
-        (out / "checkpoint").mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv"):
-            (out / name).write_text("{}")
-        return 0
-
-    monkeypatch.setattr(module.run_comparison, "run", fake_run)
-    monkeypatch.setattr(module.run_comparison, "build_report", lambda report, *options: reports.append(options) or 0)
-    return module, calls, reports
-
-
-def test_the_driver_pretrains_without_the_withheld_titles_and_fine_tunes_every_row(driver, tmp_path):
-    module, calls, reports = driver
-    args = ["--seeds", "0", "1", f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}", "--no-diagnostics"]
-    assert module.main(args) == 0
-    pretrains = [c for c in calls if c[0] == "pretrain.py"]
-    trains = [c for c in calls if c[0] == "train.py"]
-    assert len(pretrains) == 2 and all("pretrain.train_titles=500" in c for c in pretrains)
-    assert len(trains) == 2 * len(module.ROWS) and all("+experiment=semi_supervised" in c for c in trains)
-    assert {next(p for p in c if p.startswith("regularizer=")) for c in trains} == {f"regularizer={r}" for r in module.ROWS}
-    assert reports == [("--baseline", "rdrop")]
-    assert (tmp_path / "r" / "runs" / "rdrop_semi_seed1" / "metrics.json").is_file()
-    assert "first 500 pairs" in (tmp_path / "r" / "notes.md").read_text()
-    calls.clear()
-    assert module.main([*args, "data.max_train_samples=300", "data.dir=/elsewhere"]) == 0  # all finished
-    assert calls == []
-    assert module.pretrain_overrides(["data.max_train_samples=300", "data.dir=/x", "trainer.lr=1"], 300) == \
-        ("pretrain.train_titles=300", "data.dir=/x")
-    assert module.labeled_pairs(["data.max_train_samples=300"]) == 300 and module.labeled_pairs([]) == 500

@@ -3,6 +3,7 @@ import importlib.util
 
 import pytest
 from conftest import compose_config
+from seq2seq_rdrop.regularizer_names import ARTICLE_FOUR, conf_names
 
 
 def compose_train(overrides):
@@ -12,7 +13,7 @@ def compose_train(overrides):
 def test_compare_preset_sweeps_four_regularizers_over_three_seeds():
     cfg = compose_train(["+experiment=compare"])
     assert cfg.hydra.mode.name == "MULTIRUN"
-    assert cfg.hydra.sweeper.params.regularizer.split(",") == ["baseline", "random_replace", "grad_penalty", "rdrop"]
+    assert cfg.hydra.sweeper.params.regularizer.split(",") == list(ARTICLE_FOUR)
     assert cfg.hydra.sweeper.params.seed.split(",") == ["0", "1", "2"]
     assert cfg.data.holdout_test > 0, "the compared scores come from a split that dev selection never saw"
 
@@ -30,6 +31,6 @@ def test_launchers_compose(launcher, plugin):
     assert cfg.hydra.launcher._target_.startswith(plugin)
 
 
-@pytest.mark.parametrize("name", ["baseline", "random_replace", "grad_penalty", "rdrop", "rdrop_random_replace"])
+@pytest.mark.parametrize("name", conf_names())
 def test_every_regularizer_records_its_name(name):
     assert compose_train([f"regularizer={name}"]).regularizer.name == name

@@ -1,14 +1,13 @@
-"""Tests for scripts/compare.py on synthetic run files written in tmp_path.
+"""Tests for seq2seq_rdrop.reporting (scripts/compare.py's report) on synthetic run files written in tmp_path.
 
-Most tests build a report directory as scripts/run_comparison.py leaves it
+Most tests build a report directory as the sweep drivers (seq2seq_rdrop.sweeps) leave it
 (runs/<regularizer>_seed<S>/metrics.json, example_scores.json, eval_log.csv, train_log.csv,
 diagnostics.json; bench_train.json; notes.md); one builds the older Hydra multirun layout
-with predictions_*.tsv files.
+with predictions_*.tsv files. The pure statistics are in test_reporting_statistics.py.
 """
 from __future__ import annotations
 
 import csv
-from conftest import load_script
 import json
 from pathlib import Path
 
@@ -16,17 +15,13 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import REPO, run_script
 from seq2seq_rdrop.metrics import METRIC_NAMES, score_examples
+from seq2seq_rdrop.reporting import OUTPUT_NAMES, CompareError, compare
+from seq2seq_rdrop.reporting.problems import CUT_OFF, MISSING, UNFINISHED
+from seq2seq_rdrop.reporting.statistics import hierarchical_bootstrap, paired_bootstrap
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 N_BOOT = 200
-
-
-def _load_compare():
-    return load_script("compare_script", "scripts/compare.py")
-
-
-compare = _load_compare()
 
 
 # --------------------------------------------------------------------------- builders
@@ -75,8 +70,9 @@ def write_bench(root: Path, seconds_per_step: dict) -> None:
         "command": "python scripts/bench_train.py", "setup": ["batch 32"]}), encoding="utf-8")
 
 
-def build(root: Path, *args) -> dict:
-    assert compare.main([str(root), "--n-boot", str(N_BOOT), *args]) == 0
+def build(root: Path, **options) -> dict:
+    """compare() of root with N_BOOT resamples; comparison.csv's rows by regularizer."""
+    compare(root, n_boot=N_BOOT, log=lambda line: None, **options)
     with open(root / "comparison.csv", encoding="utf-8") as f:
         return {row["regularizer"]: row for row in csv.DictReader(f)}
 
@@ -144,8 +140,8 @@ def test_published_rows_sit_beside_ours_with_their_delta(tmp_path):
 
 def test_bootstrap_delta_is_the_mean_paired_difference_and_its_ci_brackets_it(tmp_path):
     """Δ = mean over seeds of mean_i(R_i - B_i) on the same seed; the 95% CI contains Δ; CI and p
-    equal compare.hierarchical_bootstrap on the (seeds, examples) difference matrix, the example-only
-    columns compare.paired_bootstrap, and each seed's Δ is listed."""
+    equal hierarchical_bootstrap on the (seeds, examples) difference matrix, the example-only
+    columns paired_bootstrap, and each seed's Δ is listed."""
     rng = np.random.default_rng(3)
     base = {s: _per_example(rng) for s in (0, 1, 2)}
     reg = {s: _per_example(rng, shift=5.0) for s in (0, 1, 2)}
@@ -154,54 +150,14 @@ def test_bootstrap_delta_is_the_mean_paired_difference_and_its_ci_brackets_it(tm
     delta = float(np.mean([d.mean() for d in diffs]))
     assert float(row["main_delta_rouge-l"]) == pytest.approx(delta)
     assert float(row["main_ci_low"]) <= delta <= float(row["main_ci_high"])
-    expected = compare.hierarchical_bootstrap(diffs, N_BOOT, seed=0)
+    expected = hierarchical_bootstrap(diffs, N_BOOT, seed=0)
     for key in ("ci_low", "ci_high", "p_value"):
         assert float(row[f"main_{key}"]) == pytest.approx(expected[key])
-    examples_only = compare.paired_bootstrap(diffs, N_BOOT, seed=0)
+    examples_only = paired_bootstrap(diffs, N_BOOT, seed=0)
     for key in ("ci_low", "ci_high", "p_value"):
         assert float(row[f"main_examples_only_{key}"]) == pytest.approx(examples_only[key])
     assert row["main_per_seed_delta"] == ";".join(f"{d.mean():.4f}" for d in diffs)
     assert row["main_bootstrap_seeds"] == "0;1;2" and row["main_n_examples"] == "12"
-
-
-def test_bootstrap_resamples_example_indices_jointly_across_seeds():
-    """One resample's statistic = mean over seeds of the mean difference at the SAME drawn indices:
-    the percentile CI equals a hand loop over the same generator's draws."""
-    diffs = np.array([[3.0, -1.0, 0.5, -2.0, 1.0], [0.2, -0.1, 0.4, 2.0, -3.0]])
-    out = compare.paired_bootstrap(diffs, n_boot=300, seed=7)
-    rng = np.random.default_rng(7)
-    idx = rng.integers(0, 5, size=(300, 5))
-    boot = np.array([np.mean([diffs[s, i].mean() for s in range(2)]) for i in idx])
-    assert [out["ci_low"], out["ci_high"]] == pytest.approx(np.percentile(boot, [2.5, 97.5]).tolist())
-    assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
-
-
-def test_hierarchical_bootstrap_resamples_seeds_and_one_shared_draw_of_examples():
-    """One resample's statistic = mean over the drawn seeds of the mean difference at indices drawn once for
-    all of them: the percentile CI equals a hand loop over the same generator's draws."""
-    diffs = np.array([[3.0, -1.0, 0.5, -2.0, 1.0], [0.2, -0.1, 0.4, 2.0, -3.0], [1.0, 1.0, 0.0, 0.5, 0.5]])
-    out = compare.hierarchical_bootstrap(diffs, n_boot=200, seed=5)
-    rng = np.random.default_rng(5)
-    seeds, examples = rng.integers(0, 3, size=(200, 3)), rng.integers(0, 5, size=(200, 1, 5))
-    boot = np.array([np.mean([diffs[s, examples[b, 0]].mean() for s in seeds[b]]) for b in range(200)])
-    assert [out["ci_low"], out["ci_high"]] == pytest.approx(np.percentile(boot, [2.5, 97.5]).tolist())
-    assert out["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
-
-
-def test_seed_variance_widens_the_hierarchical_interval_beyond_the_example_only_one():
-    """Seeds that disagree (one helps by 3, one hurts by 3, on every example alike): the example-only interval
-    sees no noise, the interval over seeds and examples spans both."""
-    diffs = np.array([[3.0] * 20, [-3.0] * 20, [1.0] * 20])
-    examples_only = compare.paired_bootstrap(diffs, n_boot=500, seed=0)
-    both = compare.hierarchical_bootstrap(diffs, n_boot=500, seed=0)
-    assert examples_only["ci_low"] == examples_only["ci_high"] == pytest.approx(1 / 3)
-    assert both["ci_low"] < 0 < both["ci_high"] and both["delta"] == pytest.approx(1 / 3)
-
-
-def test_holm_multiplies_the_kth_smallest_p_by_m_minus_k_plus_1_and_keeps_the_order():
-    assert compare.holm([0.01, 0.04, 0.03, float("nan")]) == pytest.approx([0.03, 0.06, 0.06, float("nan")],
-                                                                           nan_ok=True)
-    assert compare.holm([0.5, 0.9]) == [1.0, 1.0]
 
 
 def test_regularizer_identical_to_baseline_gets_delta_zero_and_p_one(tmp_path):
@@ -228,25 +184,30 @@ def test_every_example_improving_gives_ci_above_zero_and_small_p(tmp_path):
     assert float(row["main_ci_low"]) == pytest.approx(10.0) and float(row["main_p_value"]) == 0.0
 
 
-def test_unequal_example_counts_are_an_error(tmp_path, capsys):
-    """A paired comparison needs the same examples: per-example lists of different length stop the script."""
+def unequal_pair(root: Path) -> None:
     rng = np.random.default_rng(6)
-    make_run(tmp_path, "baseline", 0, _per_example(rng, n=12))
-    make_run(tmp_path, "rdrop", 0, _per_example(rng, n=11))
-    assert compare.main([str(tmp_path), "--n-boot", "20"]) == 2
-    assert "same examples" in capsys.readouterr().err
+    make_run(root, "baseline", 0, _per_example(rng, n=12))
+    make_run(root, "rdrop", 0, _per_example(rng, n=11))
+
+
+def test_unequal_example_counts_are_an_error(tmp_path):
+    """A paired comparison needs the same examples: per-example lists of different length stop the report."""
+    unequal_pair(tmp_path)
+    with pytest.raises(CompareError, match="same examples"):
+        compare(tmp_path, n_boot=20, log=lambda line: None)
+
+
+def test_the_script_says_why_it_cannot_compare_and_exits_2(tmp_path):
+    """scripts/compare.py with every option: the CompareError's message on stderr, exit status 2, no report.
+    PYTHONPATH: the package of this checkout, installed or not."""
+    unequal_pair(tmp_path)
+    done = run_script("scripts/compare.py", str(tmp_path), "--split", "dev", "--baseline", "baseline",
+                      "--decode", "main", "--n-boot", "20", "--seed", "1", env={"PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "same examples" in done.stderr
+    assert not (tmp_path / "comparison.md").exists()
 
 
 # --------------------------------------------------------------------------- time
-
-
-def test_value_at_step_interpolates_caps_and_refuses_before_the_first_point():
-    """Linear interpolation between evaluations; the last value past the end ('capped'); NaN before."""
-    steps, values = np.array([50.0, 100.0, 150.0]), np.array([10.0, 20.0, 40.0])
-    assert compare.value_at_step(steps, values, 120) == (pytest.approx(28.0), "")
-    assert compare.value_at_step(steps, values, 100) == (20.0, "")
-    assert compare.value_at_step(steps, values, 400) == (40.0, "capped")
-    assert np.isnan(compare.value_at_step(steps, values, 10)[0])
 
 
 def test_equal_time_table_reads_each_curve_at_the_baselines_compute(tmp_path):
@@ -316,10 +277,10 @@ def test_missing_and_unfinished_runs_are_listed_in_the_grid(tmp_path):
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     section = md.split("## Runs: regularizer × seed", 1)[1]
     assert "| rdrop | ok | unfinished | missing |" in section
-    assert f"| rdrop | 1 | {compare.UNFINISHED} | `runs/rdrop_seed1` |" in section
-    assert f"| rdrop | 2 | {compare.MISSING} | - |" in section
+    assert f"| rdrop | 1 | {UNFINISHED} | `runs/rdrop_seed1` |" in section
+    assert f"| rdrop | 2 | {MISSING} | - |" in section
     assert rows["rdrop"]["n_seeds"] == "1" and rows["rdrop"]["main_bootstrap_seeds"] == "0"
-    assert compare.MISSING in rows["rdrop"]["missing_or_unfinished"]
+    assert MISSING in rows["rdrop"]["missing_or_unfinished"]
 
 
 def cut_off_run(root: Path, reg: str, seed: int, keep="last", last_step=300, rouge_l=41.5) -> None:
@@ -348,7 +309,7 @@ def test_a_run_cut_off_in_its_final_decodings_scores_from_its_eval_log(tmp_path)
     assert float(rows["rdrop"]["main_bleu_mean"]) == pytest.approx(20.75)
     section = (tmp_path / "comparison.md").read_text(encoding="utf-8").split("## Runs: regularizer × seed", 1)[1]
     assert "| rdrop | ok* | ok* | unfinished | unfinished |" in section
-    assert f"| rdrop | 0 | {compare.CUT_OFF} | `runs/rdrop_seed0` |" in section
+    assert f"| rdrop | 0 | {CUT_OFF} | `runs/rdrop_seed0` |" in section
 
 
 def test_markdown_copies_notes_and_names_the_method(tmp_path):
@@ -359,7 +320,7 @@ def test_markdown_copies_notes_and_names_the_method(tmp_path):
     rng = np.random.default_rng(11)
     make_run(tmp_path, "baseline", 0, _per_example(rng), _per_example(rng))
     make_run(tmp_path, "rdrop", 0, _per_example(rng), _per_example(rng))
-    build(tmp_path, "--decode", "beam16")
+    build(tmp_path, decode="beam16")
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert md.startswith("# Regularizer comparison\n\n" + notes + "\n")
     assert "Split: **dev**" in md and f"{N_BOOT} resamples" in md and "kept = last" in md
@@ -378,9 +339,9 @@ def test_two_builds_are_byte_identical_and_name_no_absolute_path(tmp_path):
             make_run(tmp_path, reg, s, _per_example(rng), _per_example(rng),
                      curve=[(50, 20.0 + s), (150, 30.0 + s), (300, 40.0 + s)], diagnostics={"m": float(s)})
     build(tmp_path)
-    first = {n: (tmp_path / n).read_bytes() for n in compare.OUTPUT_NAMES}
+    first = {n: (tmp_path / n).read_bytes() for n in OUTPUT_NAMES}
     build(tmp_path)
-    for name in compare.OUTPUT_NAMES:
+    for name in OUTPUT_NAMES:
         assert (tmp_path / name).read_bytes() == first[name], name
     assert first["comparison.png"].startswith(b"\x89PNG") and first["curves.png"].startswith(b"\x89PNG")
     for name in ("comparison.md", "comparison.csv"):
@@ -425,8 +386,8 @@ def test_old_hydra_multirun_with_prediction_files_still_works(tmp_path):
     assert float(rows["rdrop"]["main_delta_rouge-l"]) == pytest.approx(gain.mean())
     assert float(rows["rdrop"]["main_ci_low"]) > 0 and rows["rdrop"]["main_n_examples"] == str(len(REFS))
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
-    assert f"| rdrop | 1 | {compare.UNFINISHED} | `3` |" in md
-    assert f"| baseline | 2 | {compare.MISSING} | - |" in md and f"| rdrop | 2 | {compare.MISSING} | - |" in md
+    assert f"| rdrop | 1 | {UNFINISHED} | `3` |" in md
+    assert f"| baseline | 2 | {MISSING} | - |" in md and f"| rdrop | 2 | {MISSING} | - |" in md
     assert "kept = best" in md and "no eval_log.csv" in md
 
 

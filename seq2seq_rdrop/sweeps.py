@@ -1,0 +1,257 @@
+"""The sweep drivers of scripts/run_comparison.py and scripts/run_semi_supervised.py: per seed one pretraining
+shared by every row, then each row fine-tuned from it for the same steps, diagnosed, its small run files copied
+into the report directory, and the report rebuilt (reporting.compare). Pretraining, training and diagnosis each
+run as their own process (pretrain.py, train.py, scripts/diagnose.py) in the repository, so that a crash or a kill
+costs only that run: a finished run is skipped on the next call, a killed one resumes from its saved state."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from .regularizer_names import (COMPARISON_SWEEPS, DEFAULT_COMPARISON, SEMI_SUPERVISED_REFERENCE,
+                                SEMI_SUPERVISED_ROWS)
+from .reporting import CompareError, compare
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv")
+DIAGNOSTICS_FILE = "diagnostics.json"
+COMMON_DROPOUT = 0.1  # every checkpoint is also diagnosed at this dropout rate, so that rows compare like for like
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run(command: list[str], log_file: Path) -> int:
+    """`python COMMAND` in the repository, its output appended to log_file; its exit status."""
+    print(f"[{time.strftime('%H:%M:%S')}] {' '.join(command)}", flush=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log:
+        return subprocess.run([sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = ()) -> Path | None:
+    """The pretrained checkpoint of one seed (trained unless already there); None when pretraining failed."""
+    out = work / f"pretrain_seed{seed}"
+    checkpoint = out / "checkpoint"
+    if not (out / "metrics.json").is_file():
+        code = run(["pretrain.py", f"seed={seed}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides],
+                   out / "console.log")
+        if code != 0:
+            print(f"pretrain seed {seed} failed (exit {code}); see {out / 'console.log'}", flush=True)
+            return None
+    return checkpoint
+
+
+def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str],
+              diagnostics: bool = True, experiment: str = DEFAULT_COMPARISON) -> bool:
+    """One row of one seed fine-tuned from `checkpoint` (unless its files are already in the report), its
+    RUN_FILES copied to REPORT/runs/<regularizer>_seed<S>/, then diagnosed; False when training failed."""
+    name = f"{regularizer}_seed{seed}"
+    out, kept = work / name, report / "runs" / name
+    if not (kept / "metrics.json").is_file():
+        command = ["train.py", f"+experiment={experiment}", f"regularizer={regularizer}", f"seed={seed}",
+                   f"model.pretrained={checkpoint}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides]
+        code = run(command, out / "console.log")
+        if code != 0:
+            print(f"{name} failed (exit {code}); see {out / 'console.log'}", flush=True)
+            return False
+        kept.mkdir(parents=True, exist_ok=True)
+        for file in RUN_FILES:
+            if (out / file).is_file():
+                shutil.copy2(out / file, kept / file)
+    if diagnostics:
+        diagnose(out, kept, common_dropout=experiment != "compare_strong")
+    return True
+
+
+def diagnose(out: Path, kept: Path, common_dropout: bool = False) -> None:
+    """The dropout-consistency and exposure-bias measures (scripts/diagnose.py) of the run's kept weights at
+    their own dropout (diagnostics.json) and, with common_dropout, at COMMON_DROPOUT
+    (diagnostics_dropout<P>.json)."""
+    for dropout in (None, COMMON_DROPOUT) if common_dropout else (None,):
+        name = DIAGNOSTICS_FILE if dropout is None else f"diagnostics_dropout{dropout}.json"
+        if (kept / name).is_file() or not (out / "checkpoint").is_dir():
+            continue
+        if dropout is not None and _measured_at(kept / DIAGNOSTICS_FILE, dropout):
+            shutil.copy2(kept / DIAGNOSTICS_FILE, kept / name)  # same weights, rates and seed: same measures
+            continue
+        diag_dir = out / ("diagnostics" if dropout is None else f"diagnostics_dropout{dropout}")
+        extra = [] if dropout is None else [f"--dropout={dropout}"]
+        code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}", *extra],
+                   out / "diagnose.log")
+        if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
+            shutil.copy2(diag_dir / DIAGNOSTICS_FILE, kept / name)
+        else:
+            print(f"diagnostics of {out} failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
+
+
+def _measured_at(diagnostics_file: Path, dropout: float) -> bool:
+    """Whether a diagnostics.json was measured with hidden and attention dropout both at `dropout`."""
+    if not diagnostics_file.is_file():
+        return False
+    rates = json.loads(diagnostics_file.read_text())["runs"][0]["dropout"]
+    return rates["hidden"] == dropout and rates["attention"] == dropout
+
+
+# --------------------------------------------------------------------------- a sweep
+
+
+def repository_path(path: Path) -> Path:
+    """`path` relative to the repository when it lies inside it, symbolic links left as they are (a work
+    dir linked to a bigger disk stays outputs/sweeps/...), so that no machine path reaches the run files."""
+    absolute = Path(os.path.normpath(path if path.is_absolute() else REPO / path))
+    try:
+        return absolute.relative_to(REPO)
+    except ValueError:
+        return absolute
+
+
+def sweep_arguments(argv, experiment: str, names_option: str, names, description: str):
+    """(args, train.py overrides) of a sweep driver: --seeds, the names to fine-tune with, --work-dir and
+    --report-dir (relative to the repository where possible: they end up in the committed metrics.json),
+    --no-diagnostics. Changes into the repository, whose relative paths the runs read."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(names_option, dest="names", nargs="+", default=list(names), help="conf/regularizer names")
+    parser.add_argument("--work-dir", default=f"outputs/sweeps/{experiment}", help="weights and full run dirs")
+    parser.add_argument("--report-dir", default=f"outputs/reports/{experiment}", help="committed run files + report")
+    parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
+                        help="fine-tune only; a later run without this flag adds the missing diagnostics")
+    args, overrides = parser.parse_known_args(argv)
+    os.chdir(REPO)
+    args.work_dir, args.report_dir = repository_path(Path(args.work_dir)), repository_path(Path(args.report_dir))
+    return args, overrides
+
+
+def run_sweep(args, overrides: list[str], experiment: str, pretrain_overrides: tuple[str, ...] = ()) -> int:
+    """Per seed one pretraining, then every name fine-tuned from it; the number of failed runs."""
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides)
+        if checkpoint is None:
+            failures += 1
+            continue
+        for name in args.names:
+            failures += not fine_tune(args.work_dir, args.report_dir, name, seed, checkpoint, overrides,
+                                      args.diagnostics, experiment=experiment)
+    return failures
+
+
+def rebuild_report(report_dir: Path, baseline: str = "baseline") -> int:
+    """The report of report_dir rebuilt, as `python scripts/compare.py REPORT_DIR --baseline BASELINE` does;
+    0, or 2 with the reason on stderr when the runs cannot be compared."""
+    try:
+        compare(report_dir, baseline=baseline)
+    except CompareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------- scripts/run_comparison.py
+
+
+def comparison_arguments(argv, description: str):
+    """(args, train.py overrides) of scripts/run_comparison.py: sweep_arguments with the experiment's default
+    regularizers, plus args.experiment, args.horizon_steps and args.patience."""
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--experiment", choices=list(COMPARISON_SWEEPS), default=DEFAULT_COMPARISON)
+    chooser.add_argument("--horizon-steps", type=int, default=None)
+    chooser.add_argument("--patience", type=int, default=8)
+    chosen, rest = chooser.parse_known_args(argv)
+    args, overrides = sweep_arguments(rest, chosen.experiment, "--regularizers", COMPARISON_SWEEPS[chosen.experiment],
+                                      description)
+    args.experiment, args.horizon_steps, args.patience = chosen.experiment, chosen.horizon_steps, chosen.patience
+    return args, overrides
+
+
+def pretrain_overrides_of(experiment: str) -> tuple[str, ...]:
+    """pretrain.py overrides an experiment needs: its validation split (data.val_size) left out."""
+    val_size = OmegaConf.select(OmegaConf.load(REPO / "conf" / "experiment" / f"{experiment}.yaml"), "data.val_size")
+    return (f"data.val_size={val_size}",) if val_size else ()
+
+
+def horizon(args, overrides: list[str], experiment: str, steps: int, patience: int) -> int:
+    """The baseline of each seed trained up to `steps` and stopped by `patience` evaluations without a better
+    validation score; its run files land in REPORT_DIR/horizon/. The number of failed runs."""
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides_of(experiment))
+        failures += checkpoint is None or not fine_tune(
+            args.work_dir / "horizon", args.report_dir / "horizon", "baseline", seed, checkpoint,
+            [f"trainer.max_steps={steps}", f"trainer.patience={patience}", *overrides], diagnostics=False,
+            experiment=experiment)
+    return failures
+
+
+def run_comparison(args, overrides: list[str]) -> int:
+    """The comparison sweep (or, with args.horizon_steps, the baseline's long run) and its report; exit status
+    1 when a run failed or the report could not be built."""
+    if args.horizon_steps:
+        return 1 if horizon(args, overrides, args.experiment, args.horizon_steps, args.patience) else 0
+    failures = run_sweep(args, overrides, args.experiment, pretrain_overrides_of(args.experiment))
+    return 1 if failures or rebuild_report(args.report_dir) else 0
+
+
+# --------------------------------------------------------------------------- scripts/run_semi_supervised.py
+
+
+SEMI_SUPERVISED = "semi_supervised"  # its conf/experiment preset
+# train.py overrides that say where the data are: pretraining must read the same files
+PRETRAIN_DATA_KEYS = ("data.dir", "data.train_file", "data.dev_file", "data.holdout_test")
+SEMI_SUPERVISED_NOTES = """\
+Semi-supervised R-Drop (issue 18), built by `python scripts/run_semi_supervised.py`. Labelled: the
+first {labeled} pairs of train.tsv. Unlabelled: the abstracts of the other training pairs, titles never
+read. Per seed one pretraining that saw only the labelled pairs' titles (pretrain.train_titles={labeled}),
+then every row fine-tuned for the same steps (+experiment=semi_supervised). Rows: baseline and rdrop use
+the labelled pairs only; rdrop_semi adds the symmetric KL between two dropout passes over the model's own
+greedy title of unlabelled abstracts; self_train adds the CE on those titles; rdrop_semi_self_train both.
+Δ and the bootstrap are against **rdrop** (R-Drop on the labelled pairs). The published rows (the
+article's, 10k labelled pairs) are not comparable to these runs."""
+
+
+def semi_supervised_arguments(argv, description: str):
+    """(args, train.py overrides) of scripts/run_semi_supervised.py: sweep_arguments with --rows."""
+    return sweep_arguments(argv, SEMI_SUPERVISED, "--rows", SEMI_SUPERVISED_ROWS, description)
+
+
+def labeled_pairs(overrides: list[str]) -> int:
+    """data.max_train_samples as the runs will use it: a command-line override, else the preset's."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "data.max_train_samples":
+            return int(value)
+    preset = yaml.safe_load((REPO / "conf" / "experiment" / f"{SEMI_SUPERVISED}.yaml").read_text(encoding="utf-8"))
+    return int(preset["data"]["max_train_samples"])
+
+
+def semi_supervised_pretrain_overrides(overrides: list[str], labeled: int) -> tuple[str, ...]:
+    """What pretrain.py gets: the withheld titles left out, and the fine-tuning's data location."""
+    located = [o for o in overrides if o.partition("=")[0].lstrip("+") in PRETRAIN_DATA_KEYS]
+    return (f"pretrain.train_titles={labeled}", *located)
+
+
+def write_semi_supervised_notes(report: Path, labeled: int) -> None:
+    """REPORT_DIR/notes.md with the set-up, written once (edits made afterwards stay)."""
+    notes = report / "notes.md"
+    if not notes.is_file():
+        report.mkdir(parents=True, exist_ok=True)
+        notes.write_text(SEMI_SUPERVISED_NOTES.format(labeled=labeled) + "\n", encoding="utf-8")
+
+
+def run_semi_supervised(args, overrides: list[str]) -> int:
+    """The semi-supervised sweep and its report (Δ against SEMI_SUPERVISED_REFERENCE); exit status 1 when a
+    run failed or the report could not be built."""
+    labeled = labeled_pairs(overrides)
+    write_semi_supervised_notes(args.report_dir, labeled)
+    failures = run_sweep(args, overrides, SEMI_SUPERVISED, semi_supervised_pretrain_overrides(overrides, labeled))
+    return 1 if failures or rebuild_report(args.report_dir, baseline=SEMI_SUPERVISED_REFERENCE) else 0

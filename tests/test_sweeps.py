@@ -1,0 +1,173 @@
+"""The sweep drivers (seq2seq_rdrop.sweeps, behind scripts/run_comparison.py and scripts/run_semi_supervised.py):
+one pretraining per seed shared by every row, the same experiment and step budget for all, finished runs
+skipped, small run files copied, the report rebuilt in-process. `run` is replaced by a fake that writes what
+train.py / pretrain.py / diagnose.py would, and `rebuild_report` by one that records its calls."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq_rdrop import sweeps
+from seq2seq_rdrop.regularizer_names import SEMI_SUPERVISED_ROWS
+from seq2seq_rdrop.reporting import OUTPUT_NAMES
+
+OWN_DROPOUT = 0.3  # the fake checkpoints' own dropout rate unless a test changes it
+
+
+def fake_run(calls: list):
+    """A stand-in for sweeps.run that records the command and writes the files its process would."""
+    def run(command, log_file):
+        calls.append(command)
+        options = dict(part.split("=", 1) for part in command if "=" in part and not part.startswith("--"))
+        if command[0] == "scripts/diagnose.py":
+            out = Path(command[2].split("=", 1)[1])
+            out.mkdir(parents=True, exist_ok=True)
+            rate = float(next((c.split("=")[1] for c in command if c.startswith("--dropout=")), OWN_DROPOUT))
+            rates = {"hidden": rate, "attention": rate}
+            (out / "diagnostics.json").write_text(json.dumps({"runs": [{"dropout": rates, "measures": {}}]}))
+            return 0
+        out = Path(options["hydra.run.dir"])
+        (out / "checkpoint").mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.json", "example_scores.json", "eval_log.csv", "train_log.csv"):
+            (out / name).write_text("{}")
+        (out / "model.safetensors").write_text("weights")  # must never be copied to the report
+        return 0
+
+    return run
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    """(calls, reports): the commands the sweep ran and the (report_dir, baseline) of each report rebuilt."""
+    calls, reports = [], []
+    monkeypatch.setattr(sweeps, "run", fake_run(calls))
+    monkeypatch.setattr(sweeps, "rebuild_report",
+                        lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
+    return calls, reports
+
+
+def run_comparison(argv) -> int:
+    """What `python scripts/run_comparison.py ARGV` does."""
+    return sweeps.run_comparison(*sweeps.comparison_arguments(argv, "scripts/run_comparison.py"))
+
+
+def run_semi_supervised(argv) -> int:
+    """What `python scripts/run_semi_supervised.py ARGV` does."""
+    return sweeps.run_semi_supervised(*sweeps.semi_supervised_arguments(argv, "scripts/run_semi_supervised.py"))
+
+
+def test_one_pretraining_per_seed_and_the_same_experiment_for_every_regularizer(driver, tmp_path):
+    calls, reports = driver
+    args = ["--seeds", "0", "1", "--regularizers", "baseline", "rdrop",
+            f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}", "data.test_file=test.tsv"]
+    assert run_comparison(args) == 0
+    pretrains = [c for c in calls if c[0] == "pretrain.py"]
+    trains = [c for c in calls if c[0] == "train.py"]
+    assert [c[1] for c in pretrains] == ["seed=0", "seed=1"]
+    assert len(trains) == 4 and all("+experiment=compare_strong" in c and "data.test_file=test.tsv" in c for c in trains)
+    for command in trains:
+        seed = next(p for p in command if p.startswith("seed=")).split("=")[1]
+        assert f"model.pretrained={tmp_path / 'work'}/pretrain_seed{seed}/checkpoint" in command
+    kept = tmp_path / "report" / "runs" / "rdrop_seed1"
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*sweeps.RUN_FILES, "diagnostics.json"])
+    assert reports == [(tmp_path / "report", "baseline")]
+
+
+def test_a_finished_run_is_skipped_on_a_rerun(driver, tmp_path):
+    calls, _ = driver
+    args = ["--seeds", "0", "--regularizers", "baseline", f"--work-dir={tmp_path / 'w'}",
+            f"--report-dir={tmp_path / 'r'}"]
+    run_comparison(args)
+    calls.clear()
+    (tmp_path / "w" / "pretrain_seed0" / "metrics.json").write_text("{}")
+    assert run_comparison(args) == 0
+    assert calls == []  # pretraining, fine-tuning and diagnostics all already done
+
+
+def test_no_diagnostics_defers_them_to_a_later_rerun(driver, tmp_path):
+    calls, _ = driver
+    args = ["--seeds", "0", "--regularizers", "baseline", f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}"]
+    run_comparison([*args, "--no-diagnostics"])
+    assert not any(c[0] == "scripts/diagnose.py" for c in calls)
+    assert not (tmp_path / "r" / "runs" / "baseline_seed0" / "diagnostics.json").exists()
+    calls.clear()
+    run_comparison(args)
+    assert [c[0] for c in calls] == ["scripts/diagnose.py"]  # the fine-tune is not repeated
+    assert (tmp_path / "r" / "runs" / "baseline_seed0" / "diagnostics.json").is_file()
+
+
+def test_a_work_dir_reached_through_a_symbolic_link_stays_a_repository_path(tmp_path, monkeypatch):
+    """No machine path in the run files: outputs/sweeps linked to another disk is still passed on as
+    outputs/sweeps/..., not as the link's target."""
+    repo, disk = tmp_path / "repo", tmp_path / "disk"
+    (repo / "outputs").mkdir(parents=True)
+    disk.mkdir()
+    (repo / "outputs" / "sweeps").symlink_to(disk, target_is_directory=True)
+    monkeypatch.setattr(sweeps, "REPO", repo)
+    assert sweeps.repository_path(Path("outputs/sweeps/semi_supervised")) == Path("outputs/sweeps/semi_supervised")
+    assert sweeps.repository_path(repo / "outputs/sweeps/x/../semi") == Path("outputs/sweeps/semi")
+    assert sweeps.repository_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("own, diagnose_runs", [(0.3, 2), (0.1, 1)])
+def test_the_common_dropout_is_measured_only_where_it_differs_from_the_checkpoints_own(
+        driver, tmp_path, monkeypatch, own, diagnose_runs):
+    """compare_converged diagnoses every checkpoint at its own dropout and at the common 0.1; a checkpoint
+    trained at 0.1 gives the same measures twice (same weights, rates and seed), so its first file is copied."""
+    calls, _ = driver
+    monkeypatch.setattr(sys.modules[__name__], "OWN_DROPOUT", own)
+    args = ["--experiment", "compare_converged", "--seeds", "0", "--regularizers", "baseline",
+            f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}"]
+    assert run_comparison(args) == 0
+    assert sum(c[0] == "scripts/diagnose.py" for c in calls) == diagnose_runs
+    kept = tmp_path / "r" / "runs" / "baseline_seed0"
+    common = json.loads((kept / "diagnostics_dropout0.1.json").read_text())["runs"][0]["dropout"]
+    assert common == {"hidden": 0.1, "attention": 0.1}
+
+
+def test_the_horizon_trains_the_baseline_alone_long_and_builds_no_sweep_report(driver, tmp_path):
+    """--horizon-steps N --patience P: per seed the baseline, with trainer.max_steps=N and trainer.patience=P,
+    into REPORT_DIR/horizon/, without diagnostics; the pretraining leaves the experiment's validation split out."""
+    calls, reports = driver
+    args = ["--experiment", "compare_converged", "--horizon-steps", "3000", "--patience", "8", "--seeds", "0",
+            f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}"]
+    assert run_comparison(args) == 0
+    (pretrain,), (train,) = [c for c in calls if c[0] == "pretrain.py"], [c for c in calls if c[0] == "train.py"]
+    assert any(p.startswith("data.val_size=") for p in pretrain)
+    assert "regularizer=baseline" in train and "+experiment=compare_converged" in train
+    assert "trainer.max_steps=3000" in train and "trainer.patience=8" in train
+    assert (tmp_path / "r" / "horizon" / "runs" / "baseline_seed0" / "metrics.json").is_file()
+    assert not any(c[0] == "scripts/diagnose.py" for c in calls) and reports == []
+
+
+def test_the_semi_supervised_driver_pretrains_without_the_withheld_titles_and_fine_tunes_every_row(driver, tmp_path):
+    calls, reports = driver
+    args = ["--seeds", "0", "1", f"--work-dir={tmp_path / 'w'}", f"--report-dir={tmp_path / 'r'}", "--no-diagnostics"]
+    assert run_semi_supervised(args) == 0
+    pretrains = [c for c in calls if c[0] == "pretrain.py"]
+    trains = [c for c in calls if c[0] == "train.py"]
+    assert len(pretrains) == 2 and all("pretrain.train_titles=500" in c for c in pretrains)
+    assert len(trains) == 2 * len(SEMI_SUPERVISED_ROWS) and all("+experiment=semi_supervised" in c for c in trains)
+    assert {next(p for p in c if p.startswith("regularizer=")) for c in trains} == \
+        {f"regularizer={r}" for r in SEMI_SUPERVISED_ROWS}
+    assert reports == [(tmp_path / "r", "rdrop")]
+    assert (tmp_path / "r" / "runs" / "rdrop_semi_seed1" / "metrics.json").is_file()
+    assert "first 500 pairs" in (tmp_path / "r" / "notes.md").read_text()
+    calls.clear()
+    assert run_semi_supervised([*args, "data.max_train_samples=300", "data.dir=/elsewhere"]) == 0  # all finished
+    assert calls == []
+    assert sweeps.semi_supervised_pretrain_overrides(["data.max_train_samples=300", "data.dir=/x", "trainer.lr=1"],
+                                                     300) == ("pretrain.train_titles=300", "data.dir=/x")
+    assert sweeps.labeled_pairs(["data.max_train_samples=300"]) == 300 and sweeps.labeled_pairs([]) == 500
+
+
+def test_the_report_is_rebuilt_in_process_and_a_failure_is_exit_status_2(tmp_path, capsys):
+    """rebuild_report: reporting.compare() in this process (no scripts/compare.py subprocess); a directory
+    that is not there is 2 with the reason on stderr."""
+    assert sweeps.rebuild_report(tmp_path) == 0
+    assert all((tmp_path / name).is_file() for name in OUTPUT_NAMES)
+    assert sweeps.rebuild_report(tmp_path / "absent") == 2
+    assert "not a directory" in capsys.readouterr().err
