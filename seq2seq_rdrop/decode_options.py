@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError, is_int, is_number, show
+from .rerank import NO_RERANK, parse_weights
 
 # decode.beam_size may not exceed this (nor the vocabulary), nor sampling's titles side by side: memory grows with
 # beams x abstracts x length, and past a few dozen beams titles stop improving (dev R-L of six preset checkpoints:
@@ -58,11 +59,13 @@ OPTIONS = (
     DecodeOption("beam_groups", 1, "num_beam_groups", low=1, only="beams", later=True),
     DecodeOption("diversity_penalty", 0.0, "diversity_penalty", low=0.0, only="beams", later=True),
     DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=0.0, low_open=True, later=True),
+    DecodeOption("rerank", NO_RERANK, None, later=True),  # feature=weight pairs: rerank.py
 )
 DEFAULT_DECODE = {o.name: o.default for o in OPTIONS}
 # a checkpoint that does not name these decoded as their defaults say: it is not warned about
 LATER_DECODE_DEFAULTS = {o.name: o.default for o in OPTIONS if o.later}
 HF_DECODE_FIELDS = {o.name: o.hf_field for o in OPTIONS if o.hf_field}
+OURS_ONLY = tuple(o.name for o in OPTIONS if o.hf_field is None and o.name != "strategy")  # strategy: do_sample
 SAMPLE_ONLY = tuple(o.name for o in OPTIONS if o.only == "sample")  # HF warns about them without do_sample
 BEAM_ONLY = tuple(o.name for o in OPTIONS if o.only == "beams")  # ... refuses some of them without beams
 
@@ -91,6 +94,7 @@ def check(opts: dict, prefix: str = "decode.") -> dict:
         raise ConfigError(f"{prefix}length_penalty={show(penalty)}: allowed values are finite numbers")
     if not isinstance(opts["use_cache"], bool):
         raise ConfigError(f"{prefix}use_cache={show(opts['use_cache'])}: true or false")
+    parse_weights(opts["rerank"], f"{prefix}rerank")
     return opts
 
 
@@ -210,8 +214,9 @@ def to_generation_config(decode: dict, config: dict, max_source_len: int | None)
             config[field] = opts[name]
     if "length_penalty" in unused:
         config.pop("early_stopping", None)
-    if opts["seed"] != DEFAULT_DECODE["seed"]:
-        ours["seed"] = opts["seed"]
+    for name in OURS_ONLY:  # no GenerationConfig field: under our own key, when not the default
+        if opts[name] != DEFAULT_DECODE[name]:
+            ours[name] = opts[name]
     config["do_sample"] = opts["strategy"] == "sample"
     if config["do_sample"]:
         config["num_beams"] = 1  # HF's multinomial sampling
@@ -232,7 +237,7 @@ def from_generation_config(config) -> tuple[dict, int | None] | None:
     decode = {name: ours.get(name, DEFAULT_DECODE[name]) if name in unused else config.get(field, DEFAULT_DECODE[name])
               for name, field in HF_DECODE_FIELDS.items()}
     decode = {k: (DEFAULT_DECODE[k] if v is None else v) for k, v in decode.items()}
-    decode.update(strategy=strategy, seed=ours.get("seed", DEFAULT_DECODE["seed"]))
+    decode.update(strategy=strategy, **{name: ours.get(name, DEFAULT_DECODE[name]) for name in OURS_ONLY})
     max_source_len = ours.get("max_source_len")
     return decode, (int(max_source_len) if max_source_len else None)
 

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .decode_options import DEFAULT_DECODE
+from .rerank import NO_RERANK, parse_weights, rerank_order
 
 NEG_INF = float("-inf")
 
@@ -373,13 +374,28 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list = [None] * len(encoded)
     search, options = pick_search(decode_cfg)
+    weights = parse_weights(decode_cfg.get("rerank", NO_RERANK))
+    if weights and options.get("beam_size", 1) > 1:  # re-rank the whole n-best, then keep num_return of it
+        options["num_return"] = options["beam_size"]
     bar = tqdm(total=len(order), desc="decode", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = model.collate([(encoded[i], None, None) for i in chunk])
         for i, hyps in zip(chunk, search(model, batch["src_ids"].to(device), **options)):
-            results[i] = hyps
+            results[i] = reranked(hyps, weights, tokenizer, abstracts[i])[:decode_cfg.get("num_return", 1)]
         bar.update(len(chunk))
     bar.close()
     model.train(was_training)
     return results
+
+
+def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str) -> list[Hypothesis]:
+    """`hyps` re-ordered by decode.rerank's weighted features (rerank.py); as they are without weights."""
+    finished = [h for h in hyps if h.log_prob > NEG_INF]  # an unfinished search's placeholder stays last
+    if not weights or len(finished) < 2:
+        return hyps
+    from .tokenizer import decode_ids
+
+    titles = [decode_ids(tokenizer, h.tokens) for h in finished]
+    order = rerank_order(weights, titles, [h.score for h in finished], [h.log_prob for h in finished], abstract)
+    return [finished[i] for i in order] + [h for h in hyps if h.log_prob == NEG_INF]

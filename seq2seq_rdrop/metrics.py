@@ -56,6 +56,18 @@ def score_pair(reference: str, prediction: str) -> dict[str, float]:
     }
 
 
+@lru_cache(maxsize=1)
+def _rouge_l_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=CharTokenizer())
+
+
+def rouge_l(reference: str, prediction: str) -> float:
+    """ROUGE-L F1 alone, in [0, 1], as score_pair computes it (re-ranking features need only this)."""
+    return _rouge_l_scorer().score(reference, prediction)["rougeL"].fmeasure
+
+
 def score_examples(references: Sequence[str], predictions: Sequence[str]) -> dict[str, list[float]]:
     """Each metric's per-example scores, in input order (what a paired bootstrap resamples)."""
     if len(references) != len(predictions):

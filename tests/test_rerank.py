@@ -1,0 +1,107 @@
+"""Re-ranking the n-best (seq2seq_rdrop/rerank.py, decode.rerank): the option's parsing and errors, the
+features, that the search's own score alone keeps the search's order, that the rule feature moves the rule's
+title to the top, that tuning finds weights which pick the best candidates, and the option end to end."""
+from __future__ import annotations
+
+import pytest
+from conftest import random_abstracts
+
+from seq2seq_rdrop.decode_options import DEFAULT_DECODE, from_generation_config, to_generation_config
+from seq2seq_rdrop.errors import ConfigError
+from seq2seq_rdrop.metrics import rule_title
+from seq2seq_rdrop.rerank import (FEATURES, NO_RERANK, features, format_weights, longest_shared_span,
+                                  parse_weights, rerank_order, tune_weights)
+
+ABSTRACT = "本文提出一种基于深度学习的图像识别方法,实验表明该方法的准确率高于传统方法。"
+
+
+def test_the_default_is_no_reranking():
+    assert DEFAULT_DECODE["rerank"] == NO_RERANK and parse_weights(NO_RERANK) == {}
+
+
+def test_weights_parse_and_format_back():
+    weights = parse_weights("lp=0.5, rule=1,len=-0.25")
+    assert weights == {"lp": 0.5, "rule": 1.0, "len": -0.25}
+    assert parse_weights(format_weights(weights)) == weights
+    assert format_weights({}) == NO_RERANK
+
+
+@pytest.mark.parametrize("text, says", [
+    ("lp=1,colour=2", "allowed features are lp, logp, len, mbr, rule, span"),
+    ("lp", "is not feature=weight"),
+    ("rule=high", "the weight of rule is not a number"),
+    ("rule=inf", "must be finite"),
+    (3, "a string is required"),
+])
+def test_a_bad_setting_gets_one_line_naming_the_option(text, says):
+    with pytest.raises(ConfigError) as error:
+        parse_weights(text)
+    assert "decode.rerank=" in str(error.value) and says in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_bad_setting_is_refused_by_the_decoding_options_check():
+    from seq2seq_rdrop.decode_options import check
+
+    with pytest.raises(ConfigError, match="decode.rerank="):
+        check({**DEFAULT_DECODE, "rerank": "lp=x"})
+
+
+def test_the_setting_travels_in_generation_config_under_our_own_key():
+    decode = {**DEFAULT_DECODE, "rerank": "lp=0.5,rule=1"}
+    config = to_generation_config(decode, {}, 128)
+    assert config["seq2seq_rdrop"]["rerank"] == "lp=0.5,rule=1"
+    assert from_generation_config(config)[0]["rerank"] == "lp=0.5,rule=1"
+    assert "rerank" not in to_generation_config(DEFAULT_DECODE, {}, 128)["seq2seq_rdrop"]
+
+
+def test_features_are_standardised_within_the_list():
+    titles = ["深度学习图像识别", "图像识别方法", "一种方法"]
+    rows = features(titles, [-0.5, -0.7, -0.9], [-4.0, -4.2, -3.5], ABSTRACT)
+    assert len(rows) == 3 and all(len(r) == len(FEATURES) for r in rows)
+    for column in zip(*rows):
+        assert abs(sum(column)) < 1e-6
+    constant = features(["甲乙", "丙丁"], [-1.0, -1.0], [-2.0, -2.0], "无关的摘要")
+    assert [r[FEATURES.index("lp")] for r in constant] == [0.0, 0.0]
+
+
+def test_longest_shared_span():
+    assert longest_shared_span("基于深度学习的识别", ABSTRACT) == len("基于深度学习的")
+    assert longest_shared_span("完全无关", ABSTRACT) == 0
+
+
+def test_the_search_score_alone_keeps_the_search_order():
+    titles = ["图像识别", "深度学习的图像识别方法", "一种方法", "方法"]
+    scores = [-0.2, -0.3, -0.3, -0.9]  # best first, a tie kept in order
+    assert rerank_order({"lp": 1.0}, titles, scores, [-1.0, -3.3, -1.2, -1.8], ABSTRACT) == [0, 1, 2, 3]
+    assert rerank_order({}, titles, scores, [0.0] * 4, ABSTRACT) == [0, 1, 2, 3]
+
+
+def test_the_rule_feature_brings_the_rules_title_to_the_top():
+    rule = rule_title(ABSTRACT)
+    titles = ["准确率高于传统方法", "实验表明", rule]
+    assert rerank_order({"rule": 1.0}, titles, [-0.1, -0.2, -0.9], [-1.0, -0.8, -9.0], ABSTRACT)[0] == 2
+
+
+def test_tuning_finds_weights_that_pick_the_best_candidate():
+    """Lists whose best candidate is always the longest, while the search's score prefers short ones."""
+    lists, gains = [], []
+    for k in range(12):
+        titles = ["图像" * (i + 1) for i in range(4)]
+        scores = [-0.1 * (i + 1) - 0.01 * k for i in range(4)]
+        lists.append(features(titles, scores, scores, ABSTRACT))
+        gains.append([0.1, 0.2, 0.3, 0.9])
+    weights = tune_weights(lists, gains, trials=200, seed=0)
+    picks = [max(range(4), key=lambda i: sum(weights.get(n, 0) * v for n, v in zip(FEATURES, f[i]))) for f in lists]
+    assert picks == [3] * 12 and max(abs(v) for v in weights.values()) == 1.0
+
+
+def test_reranking_end_to_end_returns_num_return_titles_of_the_n_best(api):
+    abstracts = random_abstracts(2, seed=3)
+    options = dict(beam_size=4, max_len=12)
+    plain = api.generate(abstracts, num_return=4, rerank=NO_RERANK, **options)
+    by_score = api.generate(abstracts, num_return=2, rerank="lp=1", **options)
+    assert by_score == [row[:2] for row in plain]
+    by_length = api.generate(abstracts, num_return=4, rerank="len=1", **options)
+    for row, reordered in zip(plain, by_length):
+        assert sorted(row) == sorted(reordered)  # the same n-best, re-ordered
+        assert [len(t) for t in reordered] == sorted((len(t) for t in reordered), reverse=True)
