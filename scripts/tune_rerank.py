@@ -10,7 +10,7 @@ train_config.yaml says data.val_size). Each checkpoint decodes its n-best (beam 
 returned), the weights that maximise the mean ROUGE-L F1 of the picks over all checkpoints' lists together are
 found by random search, and the table shows beam search's top 1, the re-ranked pick and the oracle (the
 candidate closest to the reference: a bound) on these pairs. Use the printed setting as
-`decode.rerank=...` (generate.py, train.py, serve.py) or in a config.
+`decode.rerank={...}` (generate.py, train.py, serve.py) or in a config (rerank: {rule: 1, ...}).
 """
 from __future__ import annotations
 

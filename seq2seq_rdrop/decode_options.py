@@ -13,6 +13,7 @@ Only omegaconf is imported (through errors.py): generate.py reports a bad option
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError, is_int, is_number, show
@@ -59,7 +60,7 @@ OPTIONS = (
     DecodeOption("beam_groups", 1, "num_beam_groups", low=1, only="beams", later=True),
     DecodeOption("diversity_penalty", 0.0, "diversity_penalty", low=0.0, only="beams", later=True),
     DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=0.0, low_open=True, later=True),
-    DecodeOption("rerank", NO_RERANK, None, later=True),  # feature=weight pairs: rerank.py
+    DecodeOption("rerank", NO_RERANK, None, later=True),  # none or {feature: weight}: rerank.py
 )
 DEFAULT_DECODE = {o.name: o.default for o in OPTIONS}
 # a checkpoint that does not name these decoded as their defaults say: it is not warned about
@@ -216,7 +217,7 @@ def to_generation_config(decode: dict, config: dict, max_source_len: int | None)
         config.pop("early_stopping", None)
     for name in OURS_ONLY:  # no GenerationConfig field: under our own key, when not the default
         if opts[name] != DEFAULT_DECODE[name]:
-            ours[name] = opts[name]
+            ours[name] = dict(opts[name]) if isinstance(opts[name], Mapping) else opts[name]
     config["do_sample"] = opts["strategy"] == "sample"
     if config["do_sample"]:
         config["num_beams"] = 1  # HF's multinomial sampling

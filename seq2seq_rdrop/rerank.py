@@ -2,7 +2,7 @@
 
 Beam search ranks its finished titles by the model's length-normalised log-probability alone, yet the title
 closest to the reference is often further down the list: among beam 16's candidates the best one scores dev
-ROUGE-L about 12 points above the top one. decode.rerank="lp=0.34,len=0.54,rule=1,..." re-orders the n-best
+ROUGE-L about 12 points above the top one. decode.rerank={lp:0.34,len:0.54,rule:1,...} re-orders the n-best
 by sum_f w_f * z_f, where z_f is feature f standardised within the abstract's list (so weights carry over
 between models and lists of another length). The features of a candidate title t of abstract a:
 
@@ -19,6 +19,7 @@ with parse_weights before torch is loaded).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Sequence
 
 from .errors import ConfigError
@@ -28,32 +29,29 @@ NO_RERANK = "none"
 MBR_TEMPERATURE = 3.0  # softmax(sum log p / T) weighs the other candidates in the mbr feature
 
 
-def parse_weights(text: str, option: str = "decode.rerank") -> dict[str, float]:
-    """{feature: weight} from "lp=0.3,rule=1" ({} for "none"); ConfigError (one line) otherwise."""
-    if not isinstance(text, str):
-        raise ConfigError(f"{option}={text!r}: a string is required: {NO_RERANK}, or feature=weight pairs "
-                          f"separated by commas (features: {', '.join(FEATURES)})")
-    if text.strip() == NO_RERANK:
+def parse_weights(value, option: str = "decode.rerank") -> dict[str, float]:
+    """{feature: weight} of a decode.rerank value: a mapping such as {rule: 1, lp: 0.3} ({} for none or
+    null); ConfigError (one line) otherwise."""
+    if value is None or value == NO_RERANK:
         return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{option}={value!r}: allowed values are {NO_RERANK} or a mapping of features to weights, "
+                          f"e.g. {option}={{rule:1,lp:0.3}} (features: {', '.join(FEATURES)})")
     weights = {}
-    for part in text.split(","):
-        name, sep, value = (p.strip() for p in part.partition("="))
-        if name not in FEATURES or not sep:
-            raise ConfigError(f"{option}={text!r}: {part.strip()!r} is not feature=weight; allowed features are "
-                              f"{', '.join(FEATURES)} (or {NO_RERANK})")
-        try:
-            weights[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"{option}={text!r}: the weight of {name} is not a number") from None
-        if not math.isfinite(weights[name]):
-            raise ConfigError(f"{option}={text!r}: the weight of {name} must be finite")
+    for name, weight in value.items():
+        if name not in FEATURES:
+            raise ConfigError(f"{option}: {name!r} is not a feature; allowed features are {', '.join(FEATURES)}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigError(f"{option}.{name}={weight!r}: a finite number is required")
+        weights[name] = float(weight)
     return weights
 
 
 def format_weights(weights: dict[str, float]) -> str:
-    """The decode.rerank string of `weights` (features in FEATURES' order, zero weights left out)."""
-    parts = [f"{name}={weights[name]:.3g}" for name in FEATURES if weights.get(name)]
-    return ",".join(parts) or NO_RERANK
+    """`weights` as a command-line value of decode.rerank ({rule:1,lp:0.3}; features in FEATURES' order, zero
+    weights left out; none without any)."""
+    parts = [f"{name}:{weights[name]:.3g}" for name in FEATURES if weights.get(name)]
+    return "{" + ",".join(parts) + "}" if parts else NO_RERANK
 
 
 def features(titles: Sequence[str], scores: Sequence[float], log_probs: Sequence[float],

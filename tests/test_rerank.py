@@ -3,6 +3,8 @@ features, that the search's own score alone keeps the search's order, that the r
 title to the top, that tuning finds weights which pick the best candidates, and the option end to end."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import random_abstracts
 
@@ -19,38 +21,45 @@ def test_the_default_is_no_reranking():
     assert DEFAULT_DECODE["rerank"] == NO_RERANK and parse_weights(NO_RERANK) == {}
 
 
-def test_weights_parse_and_format_back():
-    weights = parse_weights("lp=0.5, rule=1,len=-0.25")
+def test_weights_parse_and_print_as_a_command_line_value():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    weights = parse_weights(OmegaConf.create({"lp": 0.5, "rule": 1, "len": -0.25}))
     assert weights == {"lp": 0.5, "rule": 1.0, "len": -0.25}
-    assert parse_weights(format_weights(weights)) == weights
-    assert format_weights({}) == NO_RERANK
+    printed = format_weights(weights)
+    override = OverridesParser.create().parse_overrides([f"decode.rerank={printed}"])[0]
+    assert parse_weights(override.value()) == weights
+    assert format_weights({}) == NO_RERANK and parse_weights(None) == {}
 
 
-@pytest.mark.parametrize("text, says", [
-    ("lp=1,colour=2", "allowed features are lp, logp, len, mbr, rule, span"),
-    ("lp", "is not feature=weight"),
-    ("rule=high", "the weight of rule is not a number"),
-    ("rule=inf", "must be finite"),
-    (3, "a string is required"),
+@pytest.mark.parametrize("value, says", [
+    ({"lp": 1, "colour": 2}, "'colour' is not a feature; allowed features are lp, logp, len, mbr, rule, span"),
+    ({"rule": "high"}, "decode.rerank.rule='high': a finite number is required"),
+    ({"rule": float("inf")}, "a finite number is required"),
+    ("lp=1", "allowed values are none or a mapping of features to weights"),
+    (3, "allowed values are none or a mapping"),
 ])
-def test_a_bad_setting_gets_one_line_naming_the_option(text, says):
+def test_a_bad_setting_gets_one_line_naming_the_option(value, says):
     with pytest.raises(ConfigError) as error:
-        parse_weights(text)
-    assert "decode.rerank=" in str(error.value) and says in str(error.value) and "\n" not in str(error.value)
+        parse_weights(value)
+    assert "decode.rerank" in str(error.value) and says in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_bad_setting_is_refused_by_the_decoding_options_check():
     from seq2seq_rdrop.decode_options import check
 
-    with pytest.raises(ConfigError, match="decode.rerank="):
-        check({**DEFAULT_DECODE, "rerank": "lp=x"})
+    with pytest.raises(ConfigError, match="decode.rerank.lp="):
+        check({**DEFAULT_DECODE, "rerank": {"lp": "x"}})
 
 
 def test_the_setting_travels_in_generation_config_under_our_own_key():
-    decode = {**DEFAULT_DECODE, "rerank": "lp=0.5,rule=1"}
-    config = to_generation_config(decode, {}, 128)
-    assert config["seq2seq_rdrop"]["rerank"] == "lp=0.5,rule=1"
-    assert from_generation_config(config)[0]["rerank"] == "lp=0.5,rule=1"
+    from omegaconf import OmegaConf
+
+    decode = {**DEFAULT_DECODE, "rerank": OmegaConf.create({"lp": 0.5, "rule": 1})}  # as a config holds it
+    config = json.loads(json.dumps(to_generation_config(decode, {}, 128)))
+    assert config["seq2seq_rdrop"]["rerank"] == {"lp": 0.5, "rule": 1}
+    assert from_generation_config(config)[0]["rerank"] == {"lp": 0.5, "rule": 1}
     assert "rerank" not in to_generation_config(DEFAULT_DECODE, {}, 128)["seq2seq_rdrop"]
 
 
@@ -99,9 +108,9 @@ def test_reranking_end_to_end_returns_num_return_titles_of_the_n_best(api):
     abstracts = random_abstracts(2, seed=3)
     options = dict(beam_size=4, max_len=12)
     plain = api.generate(abstracts, num_return=4, rerank=NO_RERANK, **options)
-    by_score = api.generate(abstracts, num_return=2, rerank="lp=1", **options)
+    by_score = api.generate(abstracts, num_return=2, rerank={"lp": 1}, **options)
     assert by_score == [row[:2] for row in plain]
-    by_length = api.generate(abstracts, num_return=4, rerank="len=1", **options)
+    by_length = api.generate(abstracts, num_return=4, rerank={"len": 1}, **options)
     for row, reordered in zip(plain, by_length):
         assert sorted(row) == sorted(reordered)  # the same n-best, re-ordered
         assert [len(t) for t in reordered] == sorted((len(t) for t in reordered), reverse=True)
