@@ -55,12 +55,12 @@ from seq2seq_rdrop.decoding import pick_search
 from seq2seq_rdrop.decode_options import DEFAULT_DECODE
 from seq2seq_rdrop.distributed import pick_device
 from seq2seq_rdrop.machine import machine_lines
-from seq2seq_rdrop.models import build_model, load_model
+from seq2seq_rdrop.models import MODEL_CLASSES, build_model, load_model
 from seq2seq_rdrop.tokenizer import build_tokenizer, encode_text, load_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
-FAMILIES = ("unilm", "bart")
+FAMILIES = sorted(MODEL_CLASSES)  # run in this order; each from conf/model/FAMILY_small.yaml without a checkpoint
 TARGETS = {"bart": 2.0, "unilm": 5.0}  # speed-up of our cached beam search over the other method
 MODES = ("beam", "sample", "diverse")
 DIVERSE_DEFAULTS = {"diversity_penalty": 1.0}  # and beam_groups = beam_size, when the config asks for neither
@@ -71,8 +71,9 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="dev abstracts to decode (default 200)")
     parser.add_argument("--batch-size", type=int, default=None, help="abstracts per batch (default decode.batch_size)")
-    parser.add_argument("--checkpoint-unilm", default=None, help="UniLM checkpoint directory (default: random init)")
-    parser.add_argument("--checkpoint-bart", default=None, help="BART checkpoint directory (default: random init)")
+    for family in FAMILIES:
+        parser.add_argument(f"--checkpoint-{family}", default=None,
+                            help=f"{family} checkpoint directory (default: random init)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                         help="beam: both models; sample, diverse: BART vs HF generate (default: all)")
     parser.add_argument("--out", default="outputs/benchmarks/bench_decode.md", help="markdown report to write")
@@ -88,7 +89,8 @@ def parse_args(argv=None):
         if sep and family in FAMILIES and "=" in rest:
             args.per_family[family].append(rest)
         elif override.split("=", 1)[0].lstrip("+~") == "model":
-            parser.error(f"{override}: the models are chosen by the script (use --checkpoint-unilm/--checkpoint-bart)")
+            flags = "/".join(f"--checkpoint-{f}" for f in FAMILIES)
+            parser.error(f"{override}: the models are chosen by the script (use {flags})")
         else:
             args.common.append(override)
     return args
@@ -152,7 +154,7 @@ def hf_generate(model, src, gen_cfg, seed: int | None = None) -> list[list[int]]
     """HF generate's titles; `seed` (sampling) seeds torch's generator first, so each call is reproducible."""
     if seed is not None:
         torch.manual_seed(seed)
-    out = model.bart.generate(input_ids=src, attention_mask=src != model.pad_id, generation_config=gen_cfg)
+    out = model.hf_model.generate(input_ids=src, attention_mask=src != model.pad_id, generation_config=gen_cfg)
     titles = []
     for row in out.tolist():
         row = row[1:]  # the decoder start token
@@ -162,11 +164,12 @@ def hf_generate(model, src, gen_cfg, seed: int | None = None) -> list[list[int]]
     return titles
 
 
-def mode_methods(family: str, mode: str, model, opts: dict) -> dict:
-    """{method name: function of src} for one family and mode: ours first, its peer second."""
+def mode_methods(mode: str, model, opts: dict) -> dict:
+    """{method name: function of src} for one model and mode: ours first, its peer second (HF generate where
+    it decodes the family, else our uncached search)."""
     name = {"beam": "cached beam search", "sample": "sampling", "diverse": "diverse beam search"}[mode]
     methods = {f"ours ({name})": lambda s: ours(model, s, opts)}
-    if family == "unilm":
+    if not model.hf_generates:
         methods["ours uncached (prefix recompute)"] = lambda s: ours(model, s, opts, use_cache=False)
     else:
         gen_cfg = hf_generation_config(model, opts)
@@ -241,7 +244,7 @@ COLUMNS = ["model", "mode", "method", "titles", "seconds", "titles/s", "mean len
 
 def result_rows(family: str, mode: str, run: dict, n: int) -> tuple[list[list[str]], bool]:
     """The table rows of one comparison (ours, then its peer), and whether it holds what it must: cached and
-    uncached UniLM beam search agree on every title."""
+    uncached beam search (the peer where HF generate does not decode the family) agree on every title."""
     (name_a, sec_a), *peer = run["seconds"].items()
     titles_a = run["titles"][name_a]
     rows = [[family, mode, name_a, str(n), f"{sec_a:.2f}", f"{n / sec_a:.2f}",
@@ -251,8 +254,8 @@ def result_rows(family: str, mode: str, run: dict, n: int) -> tuple[list[list[st
         titles_b = run["titles"][name_b]
         same = sum(a == b for a, b in zip(titles_a, titles_b))
         speedup = sec_b / sec_a if sec_a > 0 and sec_b > 0 else float("nan")
-        target = TARGETS[family] if mode == "beam" else None  # the new modes: the ratio is reported, no target
-        must_agree = family == "unilm"
+        target = TARGETS.get(family) if mode == "beam" else None  # the new modes: the ratio is reported, no target
+        must_agree = not MODEL_CLASSES[family].hf_generates
         ok = not must_agree or same == n
         identical = ("n/a (other random stream)" if mode == "sample" and not must_agree
                      else f"{same}/{n}" + (" (must be all)" if must_agree else ""))
@@ -287,7 +290,7 @@ def decode_lines(cfg, modes) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfgs = {f: compose_cfg(f, args) for f in FAMILIES}
-    cfg = cfgs["unilm"]  # what the families share (data, decode, trainer)
+    cfg = cfgs[FAMILIES[0]]  # what the families share (data, decode, trainer)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = pick_device(cfg.trainer.device, option="trainer.device")
@@ -306,21 +309,22 @@ def main(argv=None) -> int:
     header = machine_lines(device)
     rows, ok = [], True
     with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
-        for family in ("bart", "unilm"):
-            modes = [m for m in MODES if m in args.modes and (family == "bart" or m == "beam")]  # HF peers: BART
+        for family in FAMILIES:
+            hf_peer = MODEL_CLASSES[family].hf_generates  # the other modes have HF generate as their peer only
+            modes = [m for m in MODES if m in args.modes and (hf_peer or m == "beam")]
             if not modes:
                 continue
             fcfg = cfgs[family]
-            checkpoint = args.checkpoint_bart if family == "bart" else args.checkpoint_unilm
+            checkpoint = getattr(args, f"checkpoint_{family}")
             model, tokenizer, description = make_model(family, checkpoint, fcfg, train_texts, Path(tmp), device)
             batch_size = args.batch_size or int(fcfg.decode.batch_size)
             batches = make_batches(model, tokenizer, abstracts, int(fcfg.data.max_source_len), batch_size)
             header.append(description)
-            if family == "bart" and model.copy_head is not None:
-                header.append("note: this BART has a copy head, which HF generate does not know about: "
+            if hf_peer and model.copy_head is not None:
+                header.append(f"note: this {family} model has a copy head, which HF generate does not know about: "
                               "the two searches score different distributions")
             for mode in modes:
-                methods = mode_methods(family, mode, model, mode_options(fcfg.decode, mode))
+                methods = mode_methods(mode, model, mode_options(fcfg.decode, mode))
                 print(f"{family}, {mode}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
                 mode_rows, mode_ok = result_rows(family, mode, compare(methods, batches, n, device), n)
                 rows += mode_rows
@@ -334,7 +338,7 @@ def main(argv=None) -> int:
         *decode_lines(cfg, args.modes),
         f"overrides: {' '.join(args.overrides) or '(none)'}",
     ]
-    if not (args.checkpoint_bart and args.checkpoint_unilm):
+    if not all(getattr(args, f"checkpoint_{family}") for family in FAMILIES):
         header.append("random-init models rarely emit the end token, so their titles tend to run to the maximum "
                       "length: the worst case for decoding cost (see 'mean length')")
 

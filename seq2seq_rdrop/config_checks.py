@@ -3,18 +3,26 @@
     validate(cfg)        every option this package reads, each against its allowed values; raises
                          ConfigError with one line naming the first bad option and what it may be
 
-The decoding options' own checks live with them (decode_options.check, shared with generate.py and
-TitleGenerator); validate() runs them on decode and on every trainer.final_decodes entry.
+What an option may be is said once, where the code that uses it lives, whenever that code has a choice to
+offer: the decoding options' own checks (decode_options.check, shared with generate.py and TitleGenerator),
+each regularizer's options (its dataclass fields: regularizers/base.py), the model families (models.MODEL_CLASSES,
+each class's size keys), the learning-rate schedules (lr_schedules.LR_SCHEDULES), the metrics, the data file
+headers. What is left here are ranges, relations between options, paths and, once the model is built, what
+decoding it fits (check_run_decoding).
 
 train.py and pretrain.py run validate() from a Hydra callback (seq2seq_rdrop.cli.ValidateConfig, named in
 conf/train.yaml) before Hydra creates the run directory; train() and pretrain() run it again first thing,
-for callers that compose their own config. Keys this module does not know are left alone.
+for callers that compose their own config. Keys this module does not know are left alone, except in a
+regularizer block, whose class says every option it takes.
 
-Only omegaconf is imported here: a bad option is reported before torch is loaded.
+Only omegaconf is imported here. The regularizers, the models and the schedules load torch (the last two
+transformers too): the options they own are checked last (_check_owned_options), in that order, so that every
+other bad option is reported before torch loads.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
+import importlib
 import re
 from pathlib import Path
 
@@ -23,23 +31,19 @@ from omegaconf import DictConfig, OmegaConf
 from .data import HEADERS
 from . import decode_options
 from .decode_options import DEFAULT_DECODE
-from .errors import ConfigError, is_int, is_number, show  # noqa: F401 (ConfigError: where callers import it from)
+from .errors import ConfigError, is_int, show  # noqa: F401 (ConfigError: where callers import it from)
 from .metrics import METRIC_NAMES
+from .option_schema import CHECK, NESTED, check_boolean, check_choice, check_integer, check_number, check_text
 
-FAMILIES = ("unilm", "bart")  # models.MODEL_CLASSES (asserted equal in tests)
 KEEP = ("best", "last")  # trainer.keep: the weights that scored best on dev, or the final weights (training.py)
 PRECISIONS = ("fp32", "bf16")  # trainer.precision (bf16: autocast, meant for GPUs; training.py)
-LR_SCHEDULES = ("linear", "constant")  # trainer.lr_schedule (training.Optimisation.build reads it)
-# regularizer.source and regularizer.passes: here, torch-free, so that a bad value is refused before torch loads;
-# regularizers/random_replace.py and regularizers/rdrop.py import them
-REPLACE_SOURCES = ("sequence", "vocab")
-PASSES = ("doubled", "twice", "auto")
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _UNSET = object()
 
 
-class _Checker:
-    """Reads options of one config by dotted key and checks them; the first bad one raises ConfigError."""
+class Checker:
+    """Reads options of one config by dotted key and checks them; the first bad one raises ConfigError.
+    (serving.check_serve uses it on serve.py's config.)"""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -60,63 +64,38 @@ class _Checker:
         except Exception as e:  # an interpolation that does not resolve
             raise ConfigError(f"{key}: {' '.join(str(e).split())}") from None
 
+    # each: the value (_UNSET where the key is absent), else ConfigError (option_schema's checks)
     def integer(self, key: str, low: int, high: int | None = None, null: bool = False, note: str = ""):
         value = self.get(key)
-        if value is _UNSET or (value is None and null):
-            return value
-        if not is_int(value) or value < low or (high is not None and value > high):
-            allowed = f"integers from {low} to {high}" if high is not None else f"integers >= {low}"
-            raise ConfigError(f"{key}={show(value)}: allowed values are {'null or ' if null else ''}{allowed}{note}")
-        return value
+        return value if value is _UNSET else check_integer(key, value, low, high, null, note)
 
     def number(self, key: str, low: float | None = None, high: float | None = None, low_open: bool = False,
                high_open: bool = False, null: bool = False, note: str = ""):
         value = self.get(key)
-        if value is _UNSET or (value is None and null):
-            return value
-        ok = is_number(value) and math.isfinite(value)
-        if ok and low is not None:
-            ok = value > low if low_open else value >= low
-        if ok and high is not None:
-            ok = value < high if high_open else value <= high
-        if not ok:
-            if low is not None and high is not None:
-                allowed = f"numbers in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            elif low is not None:
-                allowed = f"numbers {'>' if low_open else '>='} {low:g}"
-            else:
-                allowed = "finite numbers"
-            raise ConfigError(f"{key}={show(value)}: allowed values are {'null or ' if null else ''}{allowed}{note}")
-        return value
+        return value if value is _UNSET else check_number(key, value, low, high, low_open, high_open, null, note)
 
     def boolean(self, key: str, null: bool = False):
         value = self.get(key)
-        if value is _UNSET or (value is None and null):
-            return value
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}={show(value)}: allowed values are {'null, ' if null else ''}true or false")
-        return value
+        return value if value is _UNSET else check_boolean(key, value, null)
 
     def choice(self, key: str, allowed: tuple):
         value = self.get(key)
-        if value is not _UNSET and value not in allowed:
-            raise ConfigError(f"{key}={show(value)}: allowed values are "
-                              f"{', '.join(a if isinstance(a, str) else show(a) for a in allowed)}")
-        return value
+        return value if value is _UNSET else check_choice(key, value, allowed)
 
     def text(self, key: str, null: bool = False, what: str = "a file name"):
         value = self.get(key)
-        if value is _UNSET or (value is None and null):
-            return value
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{key}={show(value)}: allowed values are {'null or ' if null else ''}{what}")
-        return value
+        return value if value is _UNSET else check_text(key, value, null, what)
+
+    def declared(self, key: str, field: dataclasses.Field):
+        """The option as its dataclass field declares it (option_schema); a field that declares nothing: as is."""
+        value = self.get(key)
+        return value if value is _UNSET or CHECK not in field.metadata else field.metadata[CHECK](key, value)
 
 
 # ------------------------------------------------------------------------------------------ decoding
 
 
-def _check_decode_group(check: _Checker, key: str, base: dict | None = None, strict: bool = False) -> dict:
+def _check_decode_group(check: Checker, key: str, base: dict | None = None, strict: bool = False) -> dict:
     """A decode mapping of the config (decode, or an entry of trainer.final_decodes over `base`). Unknown
     keys: an error with `strict` (final_decodes: generation would ignore them), else left alone."""
     group = check.get(key)
@@ -142,14 +121,13 @@ def _check_decode_group(check: _Checker, key: str, base: dict | None = None, str
 
 def validate(cfg) -> None:
     """Every option of a composed train.py / pretrain.py config that this package reads, in the order
-    seed, data, model, trainer, regularizer, decode, pretrain. Raises ConfigError (one line)."""
-    check = _Checker(cfg)
+    seed, data, model, trainer, decode, pretrain, then those whose allowed values live with torch code
+    (regularizer, model family and sizes, learning-rate schedule). Raises ConfigError (one line)."""
+    check = Checker(cfg)
     check.integer("seed", 0, 2**32 - 1)
     _check_data(check)
     _check_model(check)
     _check_trainer(check)
-    _check_regularizer(check, "regularizer")
-    _check_unlabeled(check)
     decode = _check_decode_group(check, "decode")
     check.integer("decode.batch_size", 1)
     decodes = check.get("trainer.final_decodes")
@@ -159,9 +137,10 @@ def validate(cfg) -> None:
         for name in decodes:
             _check_decode_group(check, f"trainer.final_decodes.{name}", base=decode, strict=True)
     _check_pretrain(check)
+    _check_owned_options(check)
 
 
-def _check_data(check: _Checker) -> None:
+def _check_data(check: Checker) -> None:
     data_dir = check.text("data.dir", null=True, what="a directory")
     if isinstance(data_dir, str) and not Path(data_dir).is_dir():
         raise ConfigError(f"data.dir={data_dir}: no such directory (null: $CSL_DATA_DIR, else data/csl, "
@@ -185,9 +164,9 @@ def _check_data(check: _Checker) -> None:
     check.text("data.unlabeled_file", null=True)
 
 
-def _check_model(check: _Checker) -> None:
-    family = check.choice("model.family", FAMILIES)
-    if family is _UNSET:
+def _check_model(check: Checker) -> None:
+    """The model group but its family and sizes (_check_model_class)."""
+    if check.get("model.family") is _UNSET:
         return
     pretrained = check.get("model.pretrained")
     if pretrained not in (_UNSET, None):
@@ -197,21 +176,13 @@ def _check_model(check: _Checker) -> None:
         if not path.is_dir() and not old.is_dir():
             raise ConfigError(f"model.pretrained={pretrained}: no such directory (a checkpoint directory: config.json, "
                               "model.safetensors and tokenizer files, e.g. <pretrain run>/checkpoint)")
-    else:  # a fresh model sized by the model group
-        sizes = (("hidden_size", "num_layers", "num_heads", "intermediate_size") if family == "unilm"
-                 else ("hidden_size", "encoder_layers", "decoder_layers", "num_heads", "ffn_size"))
-        for key in (*sizes, "max_positions"):
-            check.integer(f"model.{key}", 1)
-        hidden, heads = check.get("model.hidden_size"), check.get("model.num_heads")
-        if is_int(hidden) and is_int(heads) and hidden % heads:
-            raise ConfigError(f"model.hidden_size={hidden}: must be a multiple of model.num_heads={heads}")
     check.number("model.dropout", 0.0, 1.0, high_open=True, null=True)
     for key in ("copy", "copy_follow", "copy_coverage"):
         check.boolean(f"model.{key}", null=True)
     check.boolean("model.trim_vocab")
 
 
-def _check_trainer(check: _Checker) -> None:
+def _check_trainer(check: Checker) -> None:
     t = "trainer."
     check.integer(t + "epochs", 1)
     check.integer(t + "max_steps", 1, null=True, note=" (null = trainer.epochs passes)")
@@ -221,7 +192,6 @@ def _check_trainer(check: _Checker) -> None:
     check.number(t + "weight_decay", 0.0)
     check.number(t + "warmup_ratio", 0.0, 1.0)
     check.integer(t + "warmup_steps", 0, null=True, note=" (null = trainer.warmup_ratio of the steps)")
-    check.choice(t + "lr_schedule", LR_SCHEDULES)
     check.integer(t + "patience", 1, null=True, note=" (null = train to the last step)")
     check.boolean(t + "lr_decay_by_time")
     check.number(t + "max_grad_norm", 0.0, low_open=True)
@@ -250,31 +220,70 @@ def _check_trainer(check: _Checker) -> None:
     check.choice(t + "keep", KEEP)
 
 
-def _check_regularizer(check: _Checker, key: str) -> None:
+def _check_owned_options(check: Checker) -> None:
+    """The options whose allowed values live with the torch code that uses them: the regularizer blocks (their
+    classes load torch), the model family and a fresh model's sizes, the learning-rate schedule (torch and
+    transformers). Last in validate(), so that every other option is checked before torch loads."""
+    _check_regularizer(check, "regularizer")
+    _check_unlabeled(check)
+    _check_model_class(check)
+
+
+def _check_model_class(check: Checker) -> None:
+    """model.family among the registered classes, a fresh model's sizes (that class's size_keys), and
+    trainer.lr_schedule among the schedules that training can build."""
+    from .lr_schedules import LR_SCHEDULES  # not at the top: they load torch and transformers (see above)
+    from .models import MODEL_CLASSES
+
+    family = check.choice("model.family", tuple(MODEL_CLASSES))
+    if family is not _UNSET and check.get("model.pretrained") in (_UNSET, None):
+        for key in MODEL_CLASSES[family].size_keys():
+            check.integer(f"model.{key}", 1)
+        hidden, heads = check.get("model.hidden_size"), check.get("model.num_heads")
+        if is_int(hidden) and is_int(heads) and hidden % heads:
+            raise ConfigError(f"model.hidden_size={hidden}: must be a multiple of model.num_heads={heads}")
+    check.choice("trainer.lr_schedule", tuple(LR_SCHEDULES))
+
+
+def _check_regularizer(check: Checker, key: str) -> None:
+    """A regularizer block against the fields of the class its _target_ names (regularizers/base.py): no option
+    the class does not take, each option as its field declares it, then a nested block (inner) the same way."""
     group = check.get(key)
     if group is _UNSET or group is None:
         return
     if not isinstance(group, DictConfig):
         raise ConfigError(f"{key}={show(group)}: a regularizer config group is required (e.g. regularizer=rdrop)")
-    check.text(f"{key}.name", null=True, what="a name")
-    check.number(f"{key}.label_smoothing", 0.0, 1.0, high_open=True)
-    check.number(f"{key}.model_dropout", 0.0, 1.0, high_open=True, null=True, note=" (null = the model's own)")
-    check.number(f"{key}.model_attention_dropout", 0.0, 1.0, high_open=True, null=True,
-                 note=" (null = the model's own)")
-    check.number(f"{key}.alpha", 0.0, note=" (the weight of R-Drop's KL term)")
-    check.number(f"{key}.epsilon", 0.0, note=" (the weight of the gradient penalty)")
-    check.number(f"{key}.prob", 0.0, 1.0)
-    check.number(f"{key}.example_prob", 0.0, 1.0)
-    check.choice(f"{key}.source", REPLACE_SOURCES)
-    check.choice(f"{key}.passes", PASSES)
-    check.number(f"{key}.unlabeled_alpha", 0.0, note=" (the weight of the KL term on unlabelled abstracts)")
-    check.number(f"{key}.self_train", 0.0, note=" (the weight of the CE on pseudo-titles)")
-    check.number(f"{key}.unlabeled_ratio", 0.0, low_open=True, note=" (unlabelled abstracts per labelled pair)")
-    check.integer(f"{key}.pseudo_max_len", 1)
-    _check_regularizer(check, f"{key}.inner")
+    target = check.text(f"{key}._target_", what="a regularizer class (conf/regularizer/*.yaml name theirs)")
+    if target is _UNSET:
+        raise ConfigError(f"{key}._target_ is required: the regularizer's class (e.g. regularizer=rdrop)")
+    fields = {f.name: f for f in dataclasses.fields(_regularizer_class(key, target))}
+    for name in group:
+        if name != "_target_" and name not in fields:
+            raise ConfigError(f"{key}.{name}: unknown option of {target}; known: {', '.join(fields)}")
+    nested = {name: field for name, field in fields.items() if NESTED in field.metadata}
+    for name, field in fields.items():
+        if name not in nested:
+            check.declared(f"{key}.{name}", field)
+    for name, field in nested.items():  # after the block's own options, which a nested one may interpolate
+        if check.get(f"{key}.{name}") in (_UNSET, None) and field.metadata[NESTED]:
+            raise ConfigError(f"{key}.{name}: {field.metadata[NESTED]}")
+        _check_regularizer(check, f"{key}.{name}")
 
 
-def _check_unlabeled(check: _Checker) -> None:
+def _regularizer_class(key: str, target: str) -> type:
+    """The class a regularizer block's _target_ names, as Hydra's instantiate will find it."""
+    module, _, name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{key}._target_={target}: no such class ({' '.join(str(e).split())})") from None
+    if not dataclasses.is_dataclass(cls):
+        raise ConfigError(f"{key}._target_={target}: not a regularizer (a dataclass of its options, "
+                          "seq2seq_rdrop/regularizers/base.py)")
+    return cls
+
+
+def _check_unlabeled(check: Checker) -> None:
     """A semi-supervised regularizer (one with `unlabeled_ratio`, itself or wrapped) needs data.unlabeled_file."""
     key = "regularizer"
     while isinstance(check.get(key), DictConfig):
@@ -285,7 +294,7 @@ def _check_unlabeled(check: _Checker) -> None:
         key += ".inner"
 
 
-def _check_pretrain(check: _Checker) -> None:
+def _check_pretrain(check: Checker) -> None:
     p = "pretrain."
     if check.get("pretrain") in (_UNSET, None):
         return
@@ -324,33 +333,3 @@ def check_run_decoding(cfg, model, device=None) -> None:
 def _given_options(values: dict) -> dict:
     """The decoding options a config mapping sets (not null; not e.g. decode.batch_size)."""
     return {k: v for k, v in values.items() if k in DEFAULT_DECODE and v is not None}
-
-
-# ------------------------------------------------------------------------------------------ serve.py
-
-
-SERVE_KEYS = ("checkpoint", "device", "max_source_len", "keep_case", "server")  # conf/serve.yaml
-SERVER_KEYS = ("host", "port", "max_batch", "max_wait_ms", "queue_size", "max_abstracts", "max_chars",
-               "max_total_chars", "max_body_bytes", "decode_timeout_s", "retry_after_s", "log_level")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def check_serve(cfg) -> None:
-    """The options of serve.py (conf/serve.yaml), before the model is loaded. Raises ConfigError (one line)."""
-    check = _Checker(cfg)
-    unknown = sorted(set(cfg.keys()) - set(SERVE_KEYS)) + sorted(f"server.{k}" for k in set(cfg.server) - set(SERVER_KEYS))
-    if unknown:  # keys added with +key=value
-        raise ConfigError(f"unknown option {unknown[0]!r} (python serve.py --help lists the options)")
-    check.text("checkpoint", what="a checkpoint directory")
-    if not DEVICE.match(str(check.get("device"))):
-        raise ConfigError(f"device={show(check.get('device'))}: allowed values are auto, cpu, cuda, cuda:N")
-    check.integer("max_source_len", 1, null=True)
-    check.boolean("keep_case")
-    check.text("server.host", what="a host name or address")
-    check.integer("server.port", 0, 65535, note=" (0: any free port)")
-    for key in ("max_batch", "queue_size", "max_abstracts", "max_chars", "max_total_chars", "max_body_bytes",
-                "retry_after_s"):
-        check.integer(f"server.{key}", 1)
-    check.number("server.max_wait_ms", 0.0)
-    check.number("server.decode_timeout_s", 0.0, low_open=True)
-    check.choice("server.log_level", LOG_LEVELS)

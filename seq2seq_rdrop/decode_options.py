@@ -139,37 +139,19 @@ def _check_number(option: DecodeOption, value, prefix: str) -> None:
 def check_fits(model, opts: dict, rows: int, source_len: int, device=None,
                batch_option: str = "batch_size", prefix: str = "decode.") -> None:
     """Before decoding: decode.beam_size within the vocabulary (beam search), and the memory a batch of `rows`
-    abstracts x beams (or samples) needs (estimate_decode_bytes) within what the device has free. Raises
-    ValueError (one line)."""
+    abstracts x beams (or samples) needs (the model's estimate_decode_bytes) within what the device has free.
+    Raises ValueError (one line)."""
     sampling = opts.get("strategy") == "sample"
     per_abstract = "num_return" if sampling else "beam_size"  # the hypotheses decoded side by side
     vocab = getattr(model, "vocab_size", None)
     if vocab and not sampling and opts["beam_size"] > vocab:
         raise ValueError(f"{prefix}beam_size={opts['beam_size']} exceeds the model's vocabulary of {vocab} tokens")
-    need = estimate_decode_bytes(model, rows * opts[per_abstract], source_len, opts["max_len"])
+    need = model.estimate_decode_bytes(rows * opts[per_abstract], source_len, opts["max_len"])
     free = available_memory(device)
     if free is not None and need > free:
         raise ValueError(f"decoding {rows} abstract(s) x {prefix}{per_abstract}={opts[per_abstract]} at once needs "
                          f"about {need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available: "
                          f"lower {batch_option} or {prefix}{per_abstract}")
-
-
-def estimate_decode_bytes(model, rows: int, source_len: int, max_len: int) -> int:
-    """About what beam search holds for `rows` hypotheses: the key/value cache (abstract + title + its growth
-    margin, every layer), encoder or copy-head states, and a few [rows, vocabulary] score tensors."""
-    config = getattr(getattr(model, "hf_model", None), "config", None)
-    if config is None:
-        return 0
-    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or 0)
-    title = max_len + 33  # KVCache.GROW positions of margin
-    if getattr(model, "family", None) == "bart":
-        layers = int(getattr(config, "decoder_layers", 0) or 0)
-        per_row = layers * 2 * hidden * (source_len + title) + 2 * source_len * hidden
-    else:
-        layers = int(getattr(config, "num_hidden_layers", 0) or 0)
-        per_row = layers * 2 * hidden * (source_len + title) + source_len * hidden
-    per_row += 4 * int(getattr(model, "vocab_size", 0) or 0)
-    return rows * per_row * 4  # float32
 
 
 def available_memory(device=None) -> int | None:

@@ -226,19 +226,12 @@ class TitleGenerator:
         return opts
 
     def _check_positions(self, max_len: int) -> None:
-        """A clear error instead of an index error deep in the model when the lengths cannot fit."""
-        positions = getattr(self.model, "max_positions", None)
-        if not positions:
-            return
-        if getattr(self.model, "family", None) == "unilm":  # abstract and title share one sequence
-            if self.max_source_len + 2 + max_len > positions:
-                raise GenerationError(
-                    f"max_source_len={self.max_source_len} + decode.max_len={max_len} (+2 special tokens) "
-                    f"exceed the model's {positions} positions: lower max_source_len or decode.max_len")
-        elif self.max_source_len + 2 > positions or max_len + 1 > positions:  # encoder-decoder
-            raise GenerationError(
-                f"max_source_len={self.max_source_len} (+2 special tokens) or decode.max_len={max_len} (+1) "
-                f"exceed the model's {positions} positions")
+        """A clear error instead of an index error deep in the model when the lengths cannot fit (the family's
+        check_positions)."""
+        try:
+            self.model.check_positions(self.max_source_len, max_len)
+        except ValueError as e:
+            raise GenerationError(str(e)) from None
 
     def count_truncated(self, abstracts: Sequence[str]) -> int:
         """How many abstracts are longer than max_source_len tokens (they are cut to it)."""

@@ -32,31 +32,37 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
+from .config_checks import DEVICE, Checker
+from .errors import ConfigError, show
 from .generation import DEFAULT_DECODE, GenerationError, checked_abstracts, json_score
+from .option_schema import choice, integer, number, text
 
 PAGE = Path(__file__).with_name("serve_page.html")
+SERVE_KEYS = ("checkpoint", "device", "max_source_len", "keep_case", "server")  # conf/serve.yaml's top level
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # uvicorn's
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """conf/serve.yaml's server.* (its defaults; tests assert that they agree)."""
+    """conf/serve.yaml's server.* (its defaults; tests assert that they agree), each field with its allowed
+    values (option_schema; check_serve checks them)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_batch: int = 16
-    max_wait_ms: float = 10
-    queue_size: int = 64
-    max_abstracts: int = 16
-    max_chars: int = 4000
-    max_total_chars: int = 32000
-    max_body_bytes: int = 262144
-    decode_timeout_s: float = 60
-    retry_after_s: int = 1
-    log_level: str = "info"
+    host: str = text("127.0.0.1", what="a host name or address")
+    port: int = integer(8000, 0, 65535, note=" (0: any free port)")
+    max_batch: int = integer(16, 1)
+    max_wait_ms: float = number(10, 0.0)
+    queue_size: int = integer(64, 1)
+    max_abstracts: int = integer(16, 1)
+    max_chars: int = integer(4000, 1)
+    max_total_chars: int = integer(32000, 1)
+    max_body_bytes: int = integer(262144, 1)
+    decode_timeout_s: float = number(60, 0.0, low_open=True)
+    retry_after_s: int = integer(1, 1)
+    log_level: str = choice("info", LOG_LEVELS)
 
     def limits(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("host", "port", "log_level")}
@@ -399,11 +405,26 @@ def _request_schema() -> dict:
 # --------------------------------------------------------------------------------------- serve.py
 
 
+def check_serve(cfg) -> None:
+    """The options of serve.py (conf/serve.yaml), before the model is loaded. Raises ConfigError (one line)."""
+    check = Checker(cfg)
+    server = {f.name: f for f in fields(ServerSettings)}
+    unknown = sorted(set(cfg.keys()) - set(SERVE_KEYS)) + sorted(f"server.{k}" for k in set(cfg.server) - set(server))
+    if unknown:  # keys added with +key=value
+        raise ConfigError(f"unknown option {unknown[0]!r} (python serve.py --help lists the options)")
+    check.text("checkpoint", what="a checkpoint directory")
+    if not DEVICE.match(str(check.get("device"))):
+        raise ConfigError(f"device={show(check.get('device'))}: allowed values are auto, cpu, cuda, cuda:N")
+    check.integer("max_source_len", 1, null=True)
+    check.boolean("keep_case")
+    for name, field in server.items():
+        check.declared(f"server.{name}", field)
+
+
 def run_server(cfg) -> None:
     """serve.py: check the options, load the checkpoint, listen, serve until interrupted."""
     from omegaconf import OmegaConf
 
-    from .config_checks import check_serve
     from .generation import TitleGenerator
 
     check_serve(cfg)

@@ -34,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
-from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from .checkpoints import atomic_write_dir, keep_state_copy, recover_dir, save_model_checkpoint
@@ -45,6 +44,7 @@ from .decoding import generate
 from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
 from .encode_cache import encode_training_pairs
 from .fast_dropout import use_fast_dropout
+from .lr_schedules import LR_SCHEDULES, linear_schedule_to_deadline
 from .memory import keep_freed_memory
 from .metrics import (LEAD_CHARS, METRIC_NAMES, format_table, lead_scores, rule_scores, score_corpus, score_examples,
                       title_shape)
@@ -339,18 +339,6 @@ class Deadline:
         return self.enabled and self.seconds >= self.max_seconds
 
 
-def linear_schedule_to_deadline(optimizer, warmup_ratio: float, total_steps: int, used_time_fraction):
-    """Linear warm-up, then linear decay to 0, over progress = the larger of steps done / total_steps
-    and used_time_fraction() (the share of trainer.max_minutes spent). A run that the clock stops
-    before total_steps thus still ends annealed, on any machine (trainer.lr_decay_by_time)."""
-    def factor(step: int) -> float:
-        progress = min(max(step / total_steps, used_time_fraction()), 1.0)
-        if progress < warmup_ratio:
-            return progress / warmup_ratio
-        return (1.0 - progress) / max(1.0 - warmup_ratio, 1e-12)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 @dataclass
 class Optimisation:
     """AdamW, its learning-rate schedule and the optional moving average of the weights."""
@@ -368,10 +356,8 @@ class Optimisation:
         if trainer_cfg.lr_decay_by_time and deadline.enabled:
             scheduler = linear_schedule_to_deadline(optimizer, trainer_cfg.warmup_ratio, total_steps,
                                                     deadline.used_fraction)
-        elif trainer_cfg.get("lr_schedule", "linear") == "constant":
-            scheduler = get_constant_schedule_with_warmup(optimizer, warmup_steps)
         else:
-            scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+            scheduler = LR_SCHEDULES[trainer_cfg.get("lr_schedule", "linear")](optimizer, warmup_steps, total_steps)
         # trainer.ema_decay: an exponential moving average of the weights is what gets evaluated, selected
         # and saved. On 2.7k pairs the raw weights' dev ROUGE-L wanders by about a point between evaluations.
         ema = None

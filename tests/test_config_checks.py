@@ -1,12 +1,14 @@
 """Options are checked before anything is read or written (issue 16, points 2, 5, 6): every config in
 conf/ passes; each out-of-range option is refused in one line naming it and its allowed values, before the
 run directory exists; train.py and pretrain.py report every failure as one `error:` line."""
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import pytest
 
 from conftest import REPO, TINY, compose_config, make_pairs, run_script, write_tsv
 from seq2seq_rdrop.config_checks import ConfigError, validate
+from seq2seq_rdrop.option_schema import choice, number
+from seq2seq_rdrop.regularizers import Regularizer
 
 
 compose_cfg = compose_config
@@ -48,13 +50,44 @@ def test_every_config_in_conf_passes_and_names_the_callback(pretrained_dir):
         assert cfg.hydra.callbacks.validate._target_ == "seq2seq_rdrop.cli.ValidateConfig"
 
 
-def test_the_allowed_values_mirror_the_code():
-    from seq2seq_rdrop import config_checks
-    from seq2seq_rdrop.models import MODEL_CLASSES
-    from seq2seq_rdrop.regularizers.random_replace import SOURCES
+@dataclass(kw_only=True, eq=False)
+class Scaled(Regularizer):
+    """A regularizer written for this test only: its module and a config block are all it needs."""
 
-    assert config_checks.FAMILIES == tuple(MODEL_CLASSES)
-    assert config_checks.REPLACE_SOURCES == SOURCES
+    scale: float = number(1.0, 0.0, note=" (the scale)")
+    mode: str = choice("plain", ("plain", "fancy"))
+
+
+def test_a_regularizer_block_is_checked_against_the_fields_of_its_class():
+    cfg = compose_cfg(["regularizer=baseline"])
+    block = {"_target_": f"{__name__}.Scaled", "name": "scaled", "scale": 2.0, "mode": "fancy",
+             "inner": {"_target_": "seq2seq_rdrop.regularizers.RDrop", "alpha": 1.0}}
+    cfg.regularizer = block
+    validate(cfg)
+    for key, value, message in [
+        ("scale", -1.0, "regularizer.scale=-1.0: allowed values are numbers >= 0 (the scale)"),
+        ("mode", "odd", "regularizer.mode='odd': allowed values are plain, fancy"),
+        ("label_smoothing", 1.0, "regularizer.label_smoothing=1.0: allowed values are numbers in [0, 1)"),
+        ("alpha", 4.0, "regularizer.alpha: unknown option of test_config_checks.Scaled; known: name, label_smoothing, "
+                       "model_dropout, model_attention_dropout, inner, scale, mode"),
+    ]:
+        cfg.regularizer = {**block, key: value}
+        with pytest.raises(ConfigError) as info:
+            validate(cfg)
+        assert str(info.value) == message
+    with pytest.raises(ValueError, match=r"^regularizer.scale=-1: allowed values are numbers >= 0 \(the scale\)$"):
+        Scaled(scale=-1)  # the class checks its fields alike when it is built
+    assert Scaled(scale=3).settings() == {"name": "Scaled", "label_smoothing": 0.0, "model_dropout": None,
+                                          "model_attention_dropout": None, "scale": 3, "mode": "plain"}
+
+
+def test_a_fresh_models_sizes_are_its_from_scratch_arguments():
+    from seq2seq_rdrop.models import MODEL_CLASSES, BartSeq2Seq, UniLM
+
+    assert tuple(MODEL_CLASSES) == ("unilm", "bart")
+    assert UniLM.size_keys() == ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions")
+    assert BartSeq2Seq.size_keys() == ("hidden_size", "encoder_layers", "decoder_layers", "num_heads", "ffn_size",
+                                       "max_positions")
 
 
 def test_the_decoding_options_mirror_the_code():
@@ -143,6 +176,14 @@ BAD = [
      "regularizer.model_dropout=1.0: allowed values are null or numbers in [0, 1)"),
     ("regularizer=rdrop_random_replace regularizer.inner.alpha=-1",
      "regularizer.inner.alpha=-1: allowed values are numbers >= 0"),
+    ("regularizer=rdrop +regularizer.epsilon=1", "regularizer.epsilon: unknown option of "
+                                                 "seq2seq_rdrop.regularizers.RDrop; known: name, label_smoothing"),
+    ("regularizer=rdrop regularizer._target_=nope.Nope", "regularizer._target_=nope.Nope: no such class"),
+    ("regularizer=rdrop_semi data.unlabeled_file=u.txt ~regularizer.inner",
+     "regularizer.inner: a semi-supervised regularizer wraps the labelled pairs' regularizer"),
+    ("model.family=gpt", "model.family='gpt': allowed values are unilm, bart"),
+    ("model=bart_small model.ffn_size=0", "model.ffn_size=0: allowed values are integers >= 1"),
+    ("trainer.lr_schedule=cosine", "trainer.lr_schedule='cosine': allowed values are linear, constant"),
 ]
 
 BAD_DECODE = [  # sampling, diverse beam search, repetition penalty (issue 17)
@@ -235,9 +276,20 @@ def test_data_errors_reach_the_user_as_file_line_in_one_line(tmp_path):
 # ------------------------------------------------------------------ decoding bounds known once the model is
 
 
-def tiny_model(vocab_size=50, hidden=32, layers=2):
-    config = SimpleNamespace(hidden_size=hidden, num_hidden_layers=layers)
-    return SimpleNamespace(vocab_size=vocab_size, family="unilm", hf_model=SimpleNamespace(config=config))
+def tiny_model(vocab_size=50, hidden=32, layers=2, family="unilm"):
+    """A fresh model of the family (random weights, no tokenizer needed)."""
+    from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM
+
+    from seq2seq_rdrop.models import BartSeq2Seq, UniLM
+
+    if family == "bart":
+        config = BartConfig(vocab_size=vocab_size, d_model=hidden, encoder_layers=1, decoder_layers=layers,
+                            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=hidden,
+                            decoder_ffn_dim=hidden)
+        return BartSeq2Seq(BartForConditionalGeneration(config), 0, 1, 2, decoder_start_id=1)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=hidden)
+    return UniLM(BertForMaskedLM(config), 0, 1, 2)
 
 
 def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_first_step(monkeypatch):
@@ -260,11 +312,12 @@ def test_training_refuses_beams_beyond_the_vocabulary_and_the_memory_before_its_
 
 
 def test_the_decoding_memory_estimate_grows_with_beams_and_length():
-    from seq2seq_rdrop.decode_options import estimate_decode_bytes
-
     model = tiny_model(vocab_size=5000, hidden=256, layers=4)
-    one = estimate_decode_bytes(model, 16, 130, 32)
-    assert estimate_decode_bytes(model, 32, 130, 32) == 2 * one
-    assert estimate_decode_bytes(model, 16, 258, 32) > one
+    one = model.estimate_decode_bytes(16, 130, 32)
+    assert model.estimate_decode_bytes(32, 130, 32) == 2 * one
+    assert model.estimate_decode_bytes(16, 258, 32) > one
     # the preset's evaluation: 64 abstracts x 16 beams, 128 + 2 source tokens, 32 title tokens: about 1.5 GiB
-    assert 1.0 < estimate_decode_bytes(model, 64 * 16, 130, 32) / 2**30 < 2.0
+    assert 1.0 < model.estimate_decode_bytes(64 * 16, 130, 32) / 2**30 < 2.0
+    # a BART of the same sizes: 4 cached decoder layers, and the encoder's output counted twice
+    bart = tiny_model(vocab_size=5000, hidden=256, layers=4, family="bart")
+    assert bart.estimate_decode_bytes(16, 130, 32) == one + 16 * 130 * 256 * 4

@@ -152,7 +152,7 @@ def test_deadline_schedule_follows_steps_while_the_clock_is_behind_and_anneals_b
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    from seq2seq_rdrop.training import linear_schedule_to_deadline
+    from seq2seq_rdrop.lr_schedules import linear_schedule_to_deadline
 
     def lrs(make, steps):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

@@ -17,7 +17,9 @@ from .unilm import UniLM, unilm_mask
 __all__ = ["MODEL_CLASSES", "MODEL_CONFIG_KEY", "BartSeq2Seq", "CopyHead", "DecodeState", "KVCache",
            "Seq2SeqModel", "UniLM", "build_model", "load_model", "read_family", "unilm_mask"]
 
-MODEL_CLASSES: dict[str, type[Seq2SeqModel]] = {"unilm": UniLM, "bart": BartSeq2Seq}  # model.family -> class
+# the registry, model.family -> class: its keys are model.family's allowed values (config_checks); what a family
+# is (its sizes, positions, decoding memory, HF checkpoints it reads) is said on its class
+MODEL_CLASSES: dict[str, type[Seq2SeqModel]] = {"unilm": UniLM, "bart": BartSeq2Seq}
 
 
 def read_family(path: str | Path) -> str:
@@ -30,8 +32,9 @@ def read_family(path: str | Path) -> str:
     if "family" in ours:
         return ours["family"]
     model_type = config.get("model_type", "")
-    if model_type in ("bart", "mbart"):
-        return "bart"
+    for family, model_class in MODEL_CLASSES.items():
+        if model_type in model_class.hf_model_types:
+            return family
     return "unilm"  # any BERT-family checkpoint (bert, roberta-wwm layouts) is used as a UniLM
 
 

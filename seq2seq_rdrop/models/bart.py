@@ -57,6 +57,10 @@ class BartSeq2Seq(Seq2SeqModel):
     hf_class = BartForConditionalGeneration
     hf_attribute = "bart"
     dropout_config_keys = ("dropout", "attention_dropout")
+    cached_layers_key = "decoder_layers"
+    source_states = 2  # the encoder's output [S, H], counted twice by the decoding-memory estimate
+    hf_generates = True  # an encoder-decoder: HF generate() runs it (UniLM's seq2seq mask is ours alone)
+    hf_model_types = ("bart", "mbart")
 
     def __init__(self, bart: BartForConditionalGeneration, pad_id: int, bos_id: int, eos_id: int,
                  decoder_start_id: int, extra_specials=(), **copy_options):
@@ -138,6 +142,11 @@ class BartSeq2Seq(Seq2SeqModel):
     def decoder_batch(self, src_ids, prefix):
         start = prefix.new_full((prefix.size(0), 1), self.decoder_start_id)
         return {"src_ids": src_ids, "tgt_in": torch.cat([start, prefix], dim=1)}
+
+    def check_positions(self, max_source_len: int, max_len: int) -> None:
+        if max_source_len + 2 > self.max_positions or max_len + 1 > self.max_positions:  # encoder, decoder apart
+            raise ValueError(f"max_source_len={max_source_len} (+2 special tokens) or decode.max_len={max_len} (+1) "
+                             f"exceed the model's {self.max_positions} positions")
 
     # --- the network -------------------------------------------------------------------------
     def _check_lengths(self, S: int, T: int) -> None:

@@ -141,13 +141,20 @@ def never_generated(tokenizer) -> list[int]:
 class Seq2SeqModel(nn.Module):
     """A Hugging Face model (held as `self.<hf_attribute>`) with an optional copy head (`self.copy_head`),
     behind the interface above. Shared plumbing: special ids, batches, loading and saving, dropout,
-    the copy head's mixing, uncached decoding. A family defines the class attributes below,
-    `from_scratch`, `from_hf` and the network (`forward`, `_start_cached`, `_step_cached`)."""
+    the copy head's mixing, uncached decoding, the decoding-memory estimate. A family defines the class
+    attributes below, `from_scratch` (whose keyword arguments are its size keys), `from_hf`, the network
+    (`forward`, `_start_cached`, `_step_cached`), `check_positions` and `trim_vocabulary`."""
 
     family = "base"
     hf_class: type[nn.Module]  # BertForMaskedLM, BartForConditionalGeneration
     hf_attribute: str  # the HF model's attribute name ("bert", "bart"): the prefix of its weights' names
     dropout_config_keys: tuple[str, str]  # the HF config's (hidden, attention) dropout fields
+    cached_layers_key: str  # the HF config's count of the layers that keep a key/value cache while decoding
+    source_states = 1  # [S, H] tensors per hypothesis besides the cache (the abstract's states for the copy head)
+    hf_generates = False  # HF generate() decodes the HF model as the family does (bench_decode.py's peer)
+    hf_model_types: tuple[str, ...] = ()  # a plain HF checkpoint's config.json model_type read as this family
+    # model options of a fresh model that are not sizes (build_model passes every other one to from_scratch)
+    NOT_SIZES = ("dropout", "copy", "copy_follow", "copy_coverage")
 
     def __init__(self, hf_model: nn.Module, pad_id: int, bos_id: int, eos_id: int, extra_specials=(),
                  copy: bool = False, copy_follow: bool = False, copy_coverage: bool = False):
@@ -169,6 +176,13 @@ class Seq2SeqModel(nn.Module):
     def from_scratch(cls, tokenizer, **settings) -> "Seq2SeqModel":
         """A fresh model sized by the `model` config group (conf/model/*_small.yaml)."""
         raise NotImplementedError
+
+    @classmethod
+    def size_keys(cls) -> tuple[str, ...]:
+        """The `model` options that size a fresh model (each an integer >= 1): from_scratch's keyword arguments
+        but dropout and the copy options, in its order."""
+        parameters = list(inspect.signature(cls.from_scratch).parameters.values())[1:]  # after the tokenizer
+        return tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in cls.NOT_SIZES)
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module, tokenizer, **copy_options) -> "Seq2SeqModel":
@@ -271,6 +285,22 @@ class Seq2SeqModel(nn.Module):
 
     def decoder_batch(self, src_ids, prefix) -> dict:
         raise NotImplementedError
+
+    def check_positions(self, max_source_len: int, max_len: int) -> None:
+        """ValueError (one line) when abstracts of max_source_len tokens and titles of max_len tokens cannot fit
+        the model's max_positions: a clear error instead of an index error deep in the model."""
+        raise NotImplementedError
+
+    def estimate_decode_bytes(self, rows: int, source_len: int, max_len: int) -> int:
+        """About what beam search holds for `rows` hypotheses: the key/value cache (abstract + title + its growth
+        margin, every cached layer), the abstract's states (source_states) and a few [rows, vocabulary] score
+        tensors (decode_options.check_fits weighs it against the memory free)."""
+        config = self.hf_model.config
+        hidden, layers = int(config.hidden_size), int(getattr(config, self.cached_layers_key))
+        title = max_len + 33  # KVCache.GROW positions of margin
+        per_row = layers * 2 * hidden * (source_len + title) + self.source_states * source_len * hidden
+        per_row += 4 * int(self.vocab_size)
+        return rows * per_row * 4  # float32
 
     def _start_cached(self, src_ids):
         raise NotImplementedError

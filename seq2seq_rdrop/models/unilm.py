@@ -41,6 +41,7 @@ class UniLM(Seq2SeqModel):
     hf_class = BertForMaskedLM
     hf_attribute = "bert"
     dropout_config_keys = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+    cached_layers_key = "num_hidden_layers"
 
     @classmethod
     def from_scratch(cls, tokenizer, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024,
@@ -86,6 +87,12 @@ class UniLM(Seq2SeqModel):
 
     def decoder_batch(self, src_ids, prefix):
         return {"src_ids": src_ids, "tgt_in": prefix}
+
+    def check_positions(self, max_source_len: int, max_len: int) -> None:
+        if max_source_len + 2 + max_len > self.max_positions:  # abstract and title share one sequence
+            raise ValueError(
+                f"max_source_len={max_source_len} + decode.max_len={max_len} (+2 special tokens) "
+                f"exceed the model's {self.max_positions} positions: lower max_source_len or decode.max_len")
 
     # --- the network -------------------------------------------------------------------------
     def _run_layers(self, ids, segments, positions, allowed, cache=None) -> torch.Tensor:

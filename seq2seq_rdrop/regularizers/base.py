@@ -7,10 +7,18 @@ without new code, e.g. random replacement around R-Drop.
 The batch holds the labelled pairs' tensors (models/base.py) and, only for a regularizer whose
 `unlabeled_per_labeled()` is above 0, `batch["unlabeled"]`: a dict with the `src_ids` of unlabelled
 abstracts (semi-supervised training, semi_supervised.py). Every other regularizer never sees that key.
+
+Its options are its dataclass fields, each declared with what it may be (option_schema.py): a regularizer
+checks them when built, and config_checks checks a conf/regularizer/*.yaml block against the fields of the
+class its `_target_` names, before the run starts. A new option is one field.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from ..option_schema import check_fields, nested, number, text
 
 
 def token_cross_entropy(log_probs: torch.Tensor, target: torch.Tensor, pad_id: int,
@@ -25,18 +33,22 @@ def token_cross_entropy(log_probs: torch.Tensor, target: torch.Tensor, pad_id: i
     return (nll * mask).sum() / mask.sum().clamp_min(1)
 
 
+@dataclass(kw_only=True, eq=False)
 class Regularizer:
-    """Plain cross-entropy on the title tokens; subclasses add their term."""
+    """Plain cross-entropy on the title tokens; subclasses add their term (and their options, as fields).
 
-    def __init__(self, name: str | None = None, label_smoothing: float = 0.0, model_dropout: float | None = None,
-                 model_attention_dropout: float | None = None, inner: "Regularizer | None" = None):
-        self.name = name or type(self).__name__
-        self.label_smoothing = label_smoothing
-        # dropout the model trains with under this regularizer, on hidden states and on attention
-        # probabilities apart (None: the model's own setting)
-        self.model_dropout = model_dropout
-        self.model_attention_dropout = model_attention_dropout
-        self.inner = inner
+    model_dropout / model_attention_dropout: the dropout the model trains with under this regularizer, on
+    hidden states and on attention probabilities apart (None: the model's own setting)."""
+
+    name: str | None = text(None, what="a name")  # None: the class name
+    label_smoothing: float = number(0.0, 0.0, 1.0, high_open=True)
+    model_dropout: float | None = number(None, 0.0, 1.0, high_open=True, note=" (null = the model's own)")
+    model_attention_dropout: float | None = number(None, 0.0, 1.0, high_open=True, note=" (null = the model's own)")
+    inner: Regularizer | None = nested()  # the regularizer whose loss this one adds its term to
+
+    def __post_init__(self):
+        check_fields(self, prefix="regularizer.")
+        self.name = self.name or type(self).__name__
 
     def apply_dropout(self, model) -> tuple[float, float]:
         """Set the model's dropout to this regularizer's; return (hidden, attention) as now in force."""

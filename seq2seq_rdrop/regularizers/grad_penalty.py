@@ -14,16 +14,18 @@ no double backward, and `loss.backward()` would fail with "derivative for
 aten::_scaled_dot_product_..._backward is not implemented"."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..option_schema import number
 from .base import Regularizer
 
 
+@dataclass(kw_only=True, eq=False)
 class GradPenalty(Regularizer):
-    def __init__(self, epsilon: float = 1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
+    epsilon: float = number(1.0, 0.0, note=" (the weight of the gradient penalty)")
 
     def __call__(self, model, batch):
         captured: list[torch.Tensor] = []

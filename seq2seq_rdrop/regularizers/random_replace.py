@@ -12,10 +12,14 @@ vocabulary instead (conf/regularizer/random_replace_vocab.yaml, the setting the 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..config_checks import REPLACE_SOURCES as SOURCES  # their home: the torch-free checks of a config
+from ..option_schema import check_choice, choice, number
 from .base import Regularizer
+
+SOURCES = ("sequence", "vocab")  # regularizer.source: where a replacement token is drawn from
 
 
 def _uniform(shape, generator, device) -> torch.Tensor:
@@ -41,18 +45,13 @@ def _draw_from_sequence(tgt_in, src_ids, special: torch.Tensor, generator) -> to
     return sequence.gather(1, order.gather(1, k))
 
 
-def check_source(source: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"regularizer.source={source!r}: allowed values are {', '.join(SOURCES)}")
-
-
 def replace_title_inputs(tgt_in: torch.Tensor, prob: float, example_prob: float, vocab_size: int,
                          special_ids: list[int], generator: torch.Generator | None = None,
                          source: str = "vocab", src_ids: torch.Tensor | None = None) -> torch.Tensor:
     """A copy of `tgt_in` where each non-special token of a chosen example (chosen with probability
     `example_prob`) is replaced with probability `prob` by a token drawn from `source`: "vocab"
     (uniform over the non-special vocabulary) or "sequence" (the example's own `src_ids` + `tgt_in`)."""
-    check_source(source)
+    check_choice("regularizer.source", source, SOURCES)
     special = torch.tensor(special_ids, device=tgt_in.device)
     chosen_examples = _uniform((tgt_in.size(0), 1), generator, tgt_in.device) < example_prob
     replace = (_uniform(tgt_in.shape, generator, tgt_in.device) < prob) & chosen_examples & ~torch.isin(tgt_in, special)
@@ -65,14 +64,11 @@ def replace_title_inputs(tgt_in: torch.Tensor, prob: float, example_prob: float,
     return torch.where(replace, draws, tgt_in)
 
 
+@dataclass(kw_only=True, eq=False)
 class RandomReplace(Regularizer):
-    def __init__(self, prob: float = 0.3, example_prob: float = 0.5, source: str = "sequence", **kwargs):
-        super().__init__(**kwargs)
-        check_source(source)
-        for option, value in (("prob", prob), ("example_prob", example_prob)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"regularizer.{option}={value!r}: allowed values are numbers in [0, 1]")
-        self.prob, self.example_prob, self.source = prob, example_prob, source
+    prob: float = number(0.3, 0.0, 1.0)  # a title input token of a chosen example is replaced
+    example_prob: float = number(0.5, 0.0, 1.0)  # an example is chosen (drawn again each time it is served)
+    source: str = choice("sequence", SOURCES)
 
     def __call__(self, model, batch):
         if not getattr(model, "training", True):

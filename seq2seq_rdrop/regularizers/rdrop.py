@@ -18,11 +18,14 @@ bit-identical to one with `doubled`; with the same masks they give the same loss
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..config_checks import PASSES  # their home: the torch-free checks of a config
+from ..option_schema import choice, number
 from .base import Regularizer
 
+PASSES = ("doubled", "twice", "auto")  # regularizer.passes
 DEFAULT_PASSES = "doubled"
 
 
@@ -33,12 +36,6 @@ def symmetric_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -
     diff = (log_p - log_q).masked_fill(torch.isinf(log_p) & torch.isinf(log_q), 0.0)
     per_token = ((p - q) * diff).sum(-1)  # = KL(P||Q) + KL(Q||P)
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
-
-
-def check_passes(passes: str) -> str:
-    if passes not in PASSES:
-        raise ValueError(f"regularizer.passes={passes!r}: allowed values are {', '.join(PASSES)}")
-    return passes
 
 
 def two_passes(model, batch: dict, passes: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,11 +58,10 @@ def two_pass_terms(regularizer: Regularizer, model, batch: dict, passes: str) ->
     return ce, kl
 
 
+@dataclass(kw_only=True, eq=False)
 class RDrop(Regularizer):
-    def __init__(self, alpha: float = 4.0, passes: str = DEFAULT_PASSES, **kwargs):
-        super().__init__(**kwargs)
-        self.alpha = alpha
-        self.passes = check_passes(passes)
+    alpha: float = number(4.0, 0.0, note=" (the weight of R-Drop's KL term)")
+    passes: str = choice(DEFAULT_PASSES, PASSES)
 
     def __call__(self, model, batch):
         ce, kl = two_pass_terms(self, model, batch, self.passes)

@@ -19,11 +19,14 @@ passes with the KL term), besides the inner regularizer's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..decoding import greedy_search
+from ..option_schema import choice, integer, nested, number
 from .base import Regularizer
-from .rdrop import DEFAULT_PASSES, check_passes, two_pass_terms
+from .rdrop import DEFAULT_PASSES, PASSES, two_pass_terms
 
 UNLABELED = "unlabeled"  # the batch key of the unlabelled sub-batch
 UNLABELED_PARTS = ("ce_unlabeled", "kl_unlabeled")  # train_log.csv columns of a semi-supervised run
@@ -47,21 +50,15 @@ def pseudo_titled_batch(model, src_ids: torch.Tensor, max_len: int) -> dict[str,
     return {k: v.to(src_ids.device) for k, v in core.collate(examples).items()}
 
 
+@dataclass(kw_only=True, eq=False)
 class SemiSupervised(Regularizer):
-    def __init__(self, unlabeled_alpha: float = 4.0, self_train: float = 0.0, unlabeled_ratio: float = 1.0,
-                 pseudo_max_len: int = 32, passes: str = DEFAULT_PASSES, **kwargs):
-        super().__init__(**kwargs)
-        if kwargs.get("inner") is None:
-            raise ValueError("regularizer.inner: a semi-supervised regularizer wraps the labelled pairs' "
-                             "regularizer (e.g. inner: {_target_: seq2seq_rdrop.regularizers.RDrop})")
-        for option, value in (("unlabeled_alpha", unlabeled_alpha), ("self_train", self_train)):
-            if not value >= 0:
-                raise ValueError(f"regularizer.{option}={value!r}: allowed values are numbers >= 0")
-        if not unlabeled_ratio > 0:
-            raise ValueError(f"regularizer.unlabeled_ratio={unlabeled_ratio!r}: allowed values are numbers > 0")
-        self.unlabeled_alpha, self.self_train = unlabeled_alpha, self_train
-        self.unlabeled_ratio, self.pseudo_max_len = unlabeled_ratio, pseudo_max_len
-        self.passes = check_passes(passes)
+    inner: Regularizer | None = nested(required="a semi-supervised regularizer wraps the labelled pairs' regularizer "
+                                                "(e.g. inner: {_target_: seq2seq_rdrop.regularizers.RDrop})")
+    unlabeled_alpha: float = number(4.0, 0.0, note=" (the weight of the KL term on unlabelled abstracts)")
+    self_train: float = number(0.0, 0.0, note=" (the weight of the CE on pseudo-titles)")
+    unlabeled_ratio: float = number(1.0, 0.0, low_open=True, note=" (unlabelled abstracts per labelled pair)")
+    pseudo_max_len: int = integer(32, 1)
+    passes: str = choice(DEFAULT_PASSES, PASSES)
 
     def unlabeled_per_labeled(self) -> float:
         return self.unlabeled_ratio if (self.unlabeled_alpha > 0 or self.self_train > 0) else 0.0
