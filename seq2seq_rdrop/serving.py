@@ -39,6 +39,7 @@ from typing import Callable
 from .config_checks import DEVICE, Checker
 from .errors import ConfigError, show
 from .generation import DEFAULT_DECODE, GenerationError, checked_abstracts, json_score
+from .rerank import FEATURES, NO_RERANK
 from .option_schema import choice, integer, number, text
 
 PAGE = Path(__file__).with_name("serve_page.html")
@@ -397,6 +398,9 @@ def _request_schema() -> dict:
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
     options = {k: {"type": kinds[type(v)], "description": "generate.py's decode." + k + "; left out: the checkpoint's"}
                for k, v in DEFAULT_DECODE.items()}
+    options["rerank"] = {"anyOf": [{"type": "string", "enum": [NO_RERANK]},
+                                   {"type": "object", "additionalProperties": {"type": "number"}}],
+                         "description": f"{NO_RERANK}, or weights of the re-ranking features: {', '.join(FEATURES)}"}
     schema = {"type": "object", "required": ["abstracts"], "additionalProperties": False,
               "properties": {"abstracts": {"type": "array", "items": {"type": "string"}, "minItems": 1}, **options}}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

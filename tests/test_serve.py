@@ -73,7 +73,8 @@ def test_titles_equal_generate_py_for_the_same_checkpoint_and_options(client, ck
     {},  # the checkpoint's own
     {"strategy": "sample", "top_p": 0.9, "num_return": 3, "seed": 7},
     {"beam_size": 4, "beam_groups": 4, "diversity_penalty": 1.0, "num_return": 4},
-], ids=["checkpoint", "sample", "diverse"])
+    {"beam_size": 4, "num_return": 2, "rerank": {"rule": 1.0, "len": 0.5}},
+], ids=["checkpoint", "sample", "diverse", "reranked"])
 def test_titles_equal_the_api_for_each_search(client, api, options):
     abstracts = random_abstracts(3, seed=4)
     answer = post(client, {"abstracts": abstracts, "max_len": MAX_LEN, **options})
@@ -100,6 +101,7 @@ def test_openapi_page_documents_the_request_body(client):
     schema = client.get("/openapi.json").json()["paths"]["/v1/titles"]["post"]["requestBody"]
     properties = schema["content"]["application/json"]["schema"]["properties"]
     assert properties["abstracts"]["type"] == "array" and properties["top_p"]["type"] == "number"
+    assert {kind["type"] for kind in properties["rerank"]["anyOf"]} == {"string", "object"}
 
 
 # --------------------------------------------------------------------------------------- bad input and limits
@@ -117,6 +119,7 @@ BAD_BODIES = [
     ({"abstracts": ["一丁"], "beam_size": 2, "num_return": 3}, 422, "decode.num_return=3 cannot exceed decode.beam_size=2"),
     ({"abstracts": ["一丁"], "beam_size": "4"}, 422, "decode.beam_size='4': an integer is required"),
     ({"abstracts": ["一丁"], "max_len": 60}, 422, "exceed the model's 64 positions"),
+    ({"abstracts": ["一丁"], "rerank": {"colour": 1}}, 422, "'colour' is not a feature; allowed features are lp,"),
     ({"abstracts": ["一丁"] * 7}, 413, "7 abstracts in one request; at most 6 (server.max_abstracts)"),
     ({"abstracts": ["一" * 61]}, 413, "abstract 1 has 61 characters; at most 60 (server.max_chars)"),
     ({"abstracts": ["一" * 50] * 4}, 413, "200 characters in all; at most 150 per request (server.max_total_chars)"),
