@@ -4,9 +4,11 @@
                                          [--pretrain-override K=V ...] [train.py overrides ...]
 
 First runs `python pretrain.py trainer.max_steps=<--pretrain-steps>` (self-supervised pretraining on
-titles_only.txt and the training split, into RUN_DIR/pretrain/; 0 = no pretraining), then fine-tunes from
-its checkpoint with `python train.py +experiment=quality` (trainer.max_steps there). Steps, not minutes:
-the same seed gives the same model on a fast or a slow machine. It prints dev ROUGE-1/2/L and BLEU, the
+titles_only.txt and the training split, into RUN_DIR/pretrain/; 0 = no pretraining; seed=S given for the
+fine-tuning applies to it too unless --pretrain-override names one), then fine-tunes from its checkpoint
+with `python train.py +experiment=quality` (trainer.max_steps there). The same command with the same
+--run-dir continues a stopped run where it stopped (trainer.resume=true) and skips what is finished.
+Steps, not minutes: the same seed gives the same model on a fast or a slow machine. It prints dev ROUGE-1/2/L and BLEU, the
 no-training floors beside them, and the wall-clock minutes the whole command took. --max-minutes M is an
 optional cap on the fine-tuning (trainer.max_minutes; then a slower machine gets fewer steps).
 """
@@ -43,21 +45,37 @@ def main() -> int:
     start = time.perf_counter()
     if args.pretrain_steps > 0:
         pretrain_dir = run_dir / "pretrain"
-        code = run(["pretrain.py", f"trainer.max_steps={args.pretrain_steps}", f"hydra.run.dir={pretrain_dir}",
-                    *args.pretrain_override])
+        code = pretrain(pretrain_dir, args.pretrain_steps, with_seed(args.pretrain_override, overrides))
         if code != 0:
             print(f"pretrain.py failed (exit {code})", file=sys.stderr)
             return code
         overrides = [f"model.pretrained={pretrain_dir / 'checkpoint'}", *overrides]
     if args.max_minutes is not None:
         overrides = [f"trainer.max_minutes={args.max_minutes:g}", *overrides]
-    code = run(["train.py", "+experiment=quality", f"hydra.run.dir={run_dir}", *overrides])
-    minutes = (time.perf_counter() - start) / 60
-    if code != 0:
-        print(f"train.py failed (exit {code}) after {minutes:.1f} min", file=sys.stderr)
-        return code
-    print_result(json.loads((REPO / run_dir / "metrics.json").read_text()), minutes)
+    if not (REPO / run_dir / "metrics.json").is_file():  # else: finished by an earlier call
+        code = run(["train.py", "+experiment=quality", f"hydra.run.dir={run_dir}", "trainer.resume=true", *overrides])
+        if code != 0:
+            print(f"train.py failed (exit {code}) after {(time.perf_counter() - start) / 60:.1f} min", file=sys.stderr)
+            return code
+    print_result(json.loads((REPO / run_dir / "metrics.json").read_text()), (time.perf_counter() - start) / 60)
     return 0
+
+
+def pretrain(pretrain_dir: Path, steps: int, overrides: list[str]) -> int:
+    """pretrain.py into pretrain_dir; continues a stopped one, skips a finished one (the same command again
+    picks up where a killed run stopped)."""
+    if (REPO / pretrain_dir / "metrics.json").is_file():
+        print(f"pretraining: {pretrain_dir} is finished; fine-tuning from it", flush=True)
+        return 0
+    return run(["pretrain.py", f"trainer.max_steps={steps}", f"hydra.run.dir={pretrain_dir}", "trainer.resume=true",
+                *overrides])
+
+
+def with_seed(pretrain_overrides: list[str], overrides: list[str]) -> list[str]:
+    """pretrain.py's overrides, with the fine-tuning's seed=S when they name none: one seed makes one model."""
+    if any(o.startswith("seed=") for o in pretrain_overrides):
+        return pretrain_overrides
+    return [*(o for o in overrides if o.startswith("seed=")), *pretrain_overrides]
 
 
 def print_result(metrics: dict, minutes: float) -> None:

@@ -92,8 +92,9 @@ def test_read_lines_names_file_and_line_of_bad_bytes(tmp_path):
 
 
 def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_minutes(tmp_path):
-    """scripts/run_quality_preset.py: pretrain.py for --pretrain-steps, then train.py from its checkpoint; it
-    prints the scores, the no-training floors beside them and the minutes."""
+    """scripts/run_quality_preset.py: pretrain.py for --pretrain-steps, then train.py from its checkpoint, both
+    with the seed given; it prints the scores, the no-training floors beside them and the minutes. The same
+    command again finds both finished and only reports."""
     data = tmp_path / "csl"
     data.mkdir()
     write_tsv(data / "train.tsv", make_pairs(40, seed=0))
@@ -103,12 +104,18 @@ def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_m
                                                               "model.num_heads=2", "model.intermediate_size=64"]
     pre = [f"--pretrain-override={o}" for o in [f"data.dir={data}", "pretrain.heldout=4", *tiny]]
     run_dir = tmp_path / "q"
-    proc = run_script("scripts/run_quality_preset.py", "--pretrain-steps", "2", "--run-dir",
-                      str(run_dir), *pre, f"data.dir={data}", "trainer.max_steps=2", "trainer.save_every=0", *TINY)
+    command = ["scripts/run_quality_preset.py", "--pretrain-steps", "2", "--run-dir", str(run_dir), *pre,
+               f"data.dir={data}", "trainer.max_steps=2", "trainer.save_every=0", *TINY, "seed=3"]
+    proc = run_script(*command)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"]["pretrained"] == str(run_dir / "pretrain" / "checkpoint")
     assert metrics["decode"]["no_repeat_ngram"] == 3  # the preset's decoding
     pretrain_metrics = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
     assert pretrain_metrics["total_steps"] == 2 and metrics["total_steps"] == metrics["steps"] == 2
+    assert pretrain_metrics["seed"] == metrics["seed"] == 3
     assert "ROUGE-L" in proc.stdout and "minutes used:" in proc.stdout and "the one-line rule" in proc.stdout
+    again = run_script(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "is finished" in again.stdout and "command: " not in again.stdout and "ROUGE-L" in again.stdout
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
