@@ -13,7 +13,8 @@ between models and lists of another length). The features of a candidate title t
 - rule: ROUGE-L F1 of t against the one-line rule's title of a (metrics.rule_title: the clause after a verb
   of proposing), a prior on where in the abstract a title comes from.
 
-scripts/tune_rerank.py chooses the weights on a validation split. Torch-free (decode_options checks the option
+Among the re-ordered candidates, those with an unbalanced bracket or copied boilerplate (正文, 摘要, ...) go
+last. scripts/tune_rerank.py chooses the weights on a validation split. Torch-free (decode_options checks the option
 with parse_weights before torch is loaded).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from typing import Sequence
 
 from .errors import ConfigError
+from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
 
 FEATURES = ("lp", "logp", "len", "mbr", "rule", "span")
 NO_RERANK = "none"
@@ -58,8 +60,6 @@ def features(titles: Sequence[str], scores: Sequence[float], log_probs: Sequence
              abstract: str) -> list[list[float]]:
     """Each candidate's FEATURES, standardised within the list (zero mean, unit spread; a constant feature
     is all zeros). titles: as decoded (lower-cased); scores and log_probs: the search's (decoding.Hypothesis)."""
-    from .metrics import rouge_l, rule_title
-
     source, rule = abstract.lower(), rule_title(abstract).lower()
     top = max(log_probs)
     prior = [math.exp((lp - top) / MBR_TEMPERATURE) for lp in log_probs]
@@ -91,12 +91,19 @@ def longest_shared_span(title: str, source: str) -> int:
 
 def rerank_order(weights: dict[str, float], titles: Sequence[str], scores: Sequence[float],
                  log_probs: Sequence[float], abstract: str) -> list[int]:
-    """Candidate indices, best first by the weighted features; ties keep the given order."""
+    """Candidate indices, best first by the weighted features, well-formed titles (well_formed) before the
+    others; ties keep the given order."""
     if not weights or len(titles) < 2:
         return list(range(len(titles)))
     w = [weights.get(name, 0.0) for name in FEATURES]
     total = [sum(a * b for a, b in zip(w, row)) for row in features(titles, scores, log_probs, abstract)]
-    return sorted(range(len(titles)), key=lambda i: -total[i])
+    return sorted(range(len(titles)), key=lambda i: (not well_formed(titles[i]), -total[i]))
+
+
+def well_formed(title: str) -> bool:
+    """No bracket left open or closed alone, no abstract furniture copied (metrics.BOILERPLATE): what the
+    features cannot see and a reader does."""
+    return balanced(title) and not any(b in title for b in BOILERPLATE)
 
 
 def tune_weights(candidate_features: Sequence[Sequence[Sequence[float]]], gains: Sequence[Sequence[float]],

@@ -114,3 +114,9 @@ def test_reranking_end_to_end_returns_num_return_titles_of_the_n_best(api):
     for row, reordered in zip(plain, by_length):
         assert sorted(row) == sorted(reordered)  # the same n-best, re-ordered
         assert [len(t) for t in reordered] == sorted((len(t) for t in reordered), reverse=True)
+
+
+def test_a_title_with_an_open_bracket_or_boilerplate_goes_after_well_formed_ones():
+    titles = ["深度学习(图像识别方法", "[正文]图像识别方法", "深度学习的图像识别方法"]
+    order = rerank_order({"lp": 1.0}, titles, [-0.1, -0.2, -0.9], [-1.0, -1.5, -9.0], ABSTRACT)
+    assert order == [2, 0, 1]
