@@ -400,3 +400,20 @@ def test_a_report_directory_reads_its_own_runs_and_not_those_of_a_sub_report(tmp
     make_run(tmp_path / "horizon", "baseline", 0, _per_example(rng))
     rows = build(tmp_path)
     assert rows["baseline"]["n_seeds"] == "1"
+
+
+@pytest.mark.parametrize("selected_on, says", [
+    ("val", "the best validation score (metrics.json kept = best, selected_on = val; steps 300): dev chose nothing"),
+    (None, "the best dev score (metrics.json kept = best; steps 300): dev scores are then selected on dev"),
+])
+def test_the_method_says_which_split_chose_the_kept_step(tmp_path, selected_on, says):
+    rng = np.random.default_rng(12)
+    for reg in ("baseline", "rdrop"):
+        run = make_run(tmp_path, reg, 0, _per_example(rng))
+        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        metrics.update(kept="best", **({"selected_on": selected_on} if selected_on else {}))
+        (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    build(tmp_path)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert says in md
+    assert ("| val R-L | note |" in md) == (selected_on == "val")

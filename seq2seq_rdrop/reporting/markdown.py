@@ -37,11 +37,14 @@ def method_text(report: dict) -> str:
     )
 
 
-def kept_text(setup: dict) -> str:
+def kept_text(setup: dict, selected_on: str = "dev") -> str:
     kept = json_list(setup["kept"])
     steps = json_list(setup["kept_step"])
     if kept == "last":
         return f"the final weights (metrics.json kept = last; step {steps})"
+    if kept == "best" and selected_on == "val":
+        return (f"the checkpoint with the best validation score (metrics.json kept = best, selected_on = val; "
+                f"steps {steps}): dev chose nothing")
     if kept == "best":
         return (f"the checkpoint with the best dev score (metrics.json kept = best; steps {steps}): "
                 "dev scores are then selected on dev")
@@ -65,7 +68,7 @@ def md_header(report: dict) -> list[str]:
         f"- Runs: {finished} finished of {found} run directories"
         + (f" ({cut_off} of them cut off in their final evaluation, scored from eval_log.csv)" if cut_off else "")
         + "; the grid at the end lists what is missing.",
-        f"- Split: **{report['split']}**. Scores are those of {kept_text(setup)}.",
+        f"- Split: **{report['split']}**. Scores are those of {kept_text(setup, report['curve_split'])}.",
         f"- Decodings: {labels}. Total optimizer steps per run: {json_list(setup['total_steps'])}"
         + (f" (trained: {json_list(setup['steps'])})" if setup["steps"] != setup["total_steps"] else "") + ".",
         f"- Data: {json_list(setup['data'])}.",
@@ -193,7 +196,7 @@ def md_equal_time(report: dict) -> list[str]:
             "is annealed). With a constant learning rate after a fixed warm-up (the converged protocol), a run's "
             "first M steps are exactly a complete run of M steps, and its best validation step within them is "
             "the equal-time competitor.", ""] \
-        + table(["regularizer", "equivalent steps", "seeds", "dev R-L", "note"], rows) + [""]
+        + table(["regularizer", "equivalent steps", "seeds", f"{report['curve_split']} R-L", "note"], rows) + [""]
 
 
 def md_diagnostics(report: dict) -> list[str]:
