@@ -38,7 +38,7 @@ import yaml
 from seq2seq_rdrop.data import read_examples, resolve_data_dir
 from seq2seq_rdrop.generation import TitleGenerator
 from seq2seq_rdrop.metrics import distinct_ngrams, score_pair
-from seq2seq_rdrop.reports import finish_report
+from seq2seq_rdrop.reporting.decoding_tables import finish_report
 
 DATA_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "data" / "csl.yaml"  # data.dir and data.dev_file
 COLUMNS = ("setting", "distinct-2", "distinct titles", "top-1 R-L", "oracle R-L", "seconds")

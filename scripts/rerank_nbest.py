@@ -26,7 +26,7 @@ from seq2seq_rdrop.data import read_examples
 from seq2seq_rdrop.decoding import generate
 from seq2seq_rdrop.generation import TitleGenerator
 from seq2seq_rdrop.metrics import METRIC_NAMES, CharTokenizer, score_corpus
-from seq2seq_rdrop.reports import finish_report, mean_cells
+from seq2seq_rdrop.reporting.decoding_tables import finish_report, mean_cells
 from seq2seq_rdrop.tokenizer import decode_ids
 
 _ROUGE_L = rouge_scorer.RougeScorer(["rougeL"], tokenizer=CharTokenizer())

@@ -17,7 +17,7 @@ import time
 from seq2seq_rdrop.data import read_examples
 from seq2seq_rdrop.generation import TitleGenerator
 from seq2seq_rdrop.metrics import METRIC_NAMES, chars, score_corpus
-from seq2seq_rdrop.reports import finish_report, mean_cells
+from seq2seq_rdrop.reporting.decoding_tables import finish_report, mean_cells
 
 SETTINGS = [  # (label, decoding options)
     ("greedy (beam 1)", {"beam_size": 1}),

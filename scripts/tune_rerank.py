@@ -24,7 +24,7 @@ from seq2seq_rdrop.data import read_examples
 from seq2seq_rdrop.decoding import generate
 from seq2seq_rdrop.generation import TitleGenerator
 from seq2seq_rdrop.metrics import METRIC_NAMES, rouge_l, score_corpus
-from seq2seq_rdrop.reports import finish_report
+from seq2seq_rdrop.reporting.decoding_tables import finish_report
 from seq2seq_rdrop.rerank import FEATURES, NO_RERANK, features, format_weights, rerank_order, tune_weights
 from seq2seq_rdrop.tokenizer import decode_ids
 

@@ -1,9 +1,10 @@
-"""Markdown score tables of the decoding scripts (scripts/sweep_decoding.py, scripts/rerank_nbest.py)."""
+"""Markdown score tables of the decoding scripts (scripts/sweep_decoding.py, scripts/rerank_nbest.py,
+scripts/tune_rerank.py, scripts/measure_diversity.py); torch is imported only when a table is written."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .metrics import METRIC_NAMES
+from ..metrics import METRIC_NAMES
 
 
 def mean_cells(runs: list[dict]) -> str:
@@ -16,7 +17,7 @@ def finish_report(lines: list[str], out: str | None, device: str = "cpu") -> int
     return exit status 0."""
     import torch
 
-    from .machine import machine_lines
+    from ..machine import machine_lines
 
     report = "\n".join(lines) + "\n"
     print("\n" + report)
