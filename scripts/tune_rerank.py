@@ -1,7 +1,8 @@
 """Choose decode.rerank's weights (seq2seq_rdrop/rerank.py) on a validation split the checkpoints never saw.
 
     python scripts/tune_rerank.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/train.tsv] [--last 300]
-                                  [--beam-size 16] [--no-repeat-ngram 3] [--features lp logp len mbr rule span]
+                                  [--beam-size 16] [--no-repeat-ngram 3] [--max-len N]
+                                  [--features lp logp len mbr rule span]
                                   [--trials 2000] [--seed 0] [--out FILE.md]
 
 The pairs: the last --last pairs of --data, by default the validation split of a run trained with
@@ -36,6 +37,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--last", type=int, default=300, help="the last N pairs of --data (the validation split)")
     parser.add_argument("--beam-size", type=int, default=16)
     parser.add_argument("--no-repeat-ngram", type=int, default=3)
+    parser.add_argument("--max-len", type=int, default=None, help="title tokens at most (default: the checkpoint's)")
     parser.add_argument("--features", nargs="+", choices=FEATURES, default=list(FEATURES))
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
@@ -60,6 +62,7 @@ def nbest_lists(checkpoint: str, examples, args) -> tuple[list, list, list]:
     generator = TitleGenerator.from_pretrained(checkpoint)
     options = dict(generator.decode, beam_size=args.beam_size, num_return=args.beam_size,
                    no_repeat_ngram=args.no_repeat_ngram, rerank=NO_RERANK)
+    options["max_len"] = args.max_len or options["max_len"]
     abstracts = [e.abstract for e in examples]
     rows = generate(generator.model, generator.tokenizer, abstracts, options, max_source_len=generator.max_source_len,
                     device=generator.device, progress=True)

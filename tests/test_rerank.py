@@ -120,3 +120,26 @@ def test_a_title_with_an_open_bracket_or_boilerplate_goes_after_well_formed_ones
     titles = ["深度学习(图像识别方法", "[正文]图像识别方法", "深度学习的图像识别方法"]
     order = rerank_order({"lp": 1.0}, titles, [-0.1, -0.2, -0.9], [-1.0, -1.5, -9.0], ABSTRACT)
     assert order == [2, 0, 1]
+
+
+def test_tune_rerank_refuses_a_checkpoint_that_trained_on_the_pairs_and_tunes_on_unseen_ones(tmp_path, capsys):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from conftest import load_script, save_tiny_checkpoint
+
+    tune = load_script("tune_rerank", "scripts/tune_rerank.py")
+    pairs = [(a[:5], a) for a in random_abstracts(12, seed=5)]
+    data = tmp_path / "train.tsv"
+    data.write_text("".join(f"{t}\t{a}\n" for t, a in pairs), encoding="utf-8")
+    seen = save_tiny_checkpoint(tmp_path / "seen")  # its run config has no validation split
+    common = ["--data", str(data), "--last", "6", "--beam-size", "3", "--max-len", "6", "--trials", "20"]
+    assert tune.main([str(seen), *common]) == 2
+    assert "data.val_size=0 < --last 6: it trained on them" in capsys.readouterr().err
+    unseen = save_tiny_checkpoint(tmp_path / "unseen", {"data": {"max_source_len": 40, "val_size": 6}})
+    out = tmp_path / "tuned.md"
+    assert tune.main([str(unseen), *common, "--out", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    chosen = report.split("chosen: `decode.rerank=")[1].split("`")[0]
+    value = OverridesParser.create().parse_overrides([f"decode.rerank={chosen}"])[0].value()
+    assert chosen == NO_RERANK or set(parse_weights(value)) <= set(FEATURES)  # a value the option takes
+    assert "| top 1 (beam search) |" in report and "| re-ranked |" in report and "| oracle (a bound) |" in report
