@@ -417,3 +417,10 @@ def test_the_method_says_which_split_chose_the_kept_step(tmp_path, selected_on, 
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert says in md
     assert ("| val R-L | note |" in md) == (selected_on == "val")
+
+
+def test_a_report_without_comparisons_says_there_is_no_p_to_adjust(tmp_path):
+    make_run(tmp_path, "baseline", 0, _per_example(np.random.default_rng(13)))
+    build(tmp_path)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "there is no p to adjust (Holm)" in md and "over all 0 comparisons" not in md

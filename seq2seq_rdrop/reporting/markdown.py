@@ -29,12 +29,18 @@ def method_text(report: dict) -> str:
         f"and decoding). Δ is that statistic on all examples; the 95% CI is the 2.5th-97.5th percentile of the "
         f"resampled statistics; the two-sided p is min(1, 2 × min(share ≤ 0, share ≥ 0)), resolution 1/{n_boot}. "
         f"With three seeds the seed level has few distinct resamples, so these intervals are coarse; they are "
-        f"still the honest ones. Holm's step-down adjustment over all {report['n_comparisons']} comparisons of "
-        f"this report (every regularizer against {b}, every decoding) is given beside the raw p. The bootstrap "
+        f"still the honest ones. {holm_text(report['n_comparisons'], b)} The bootstrap "
         f"table also keeps the example-only interval (the same example indices for every seed, runs held fixed), "
         f"which ignores seed variance and is narrower. Only seeds both have enter, so Δ can differ from the "
         f"difference of the mean columns."
     )
+
+
+def holm_text(n_comparisons: int, baseline: str) -> str:
+    if not n_comparisons:
+        return f"No run here has per-example scores to compare with {baseline}'s, so there is no p to adjust (Holm)."
+    return (f"Holm's step-down adjustment over all {n_comparisons} comparisons of this report (every regularizer "
+            f"against {baseline}, every decoding) is given beside the raw p.")
 
 
 def kept_text(setup: dict, selected_on: str = "dev") -> str:
