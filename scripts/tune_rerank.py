@@ -26,7 +26,7 @@ from seq2seq_rdrop.decoding import generate
 from seq2seq_rdrop.generation import TitleGenerator
 from seq2seq_rdrop.metrics import METRIC_NAMES, rouge_l, score_corpus
 from seq2seq_rdrop.reporting.decoding_tables import finish_report
-from seq2seq_rdrop.rerank import FEATURES, NO_RERANK, features, format_weights, rerank_order, tune_weights
+from seq2seq_rdrop.rerank import FEATURES, NO_RERANK, features, format_weights, order_of, tune_weights
 from seq2seq_rdrop.tokenizer import decode_ids
 
 
@@ -75,12 +75,11 @@ def nbest_lists(checkpoint: str, examples, args) -> tuple[list, list, list]:
     return feats, gains, titles
 
 
-def table_rows(checkpoint: str, examples, titles, gains, weights) -> list[str]:
+def table_rows(checkpoint: str, examples, titles, gains, feats, weights) -> list[str]:
     references = [e.title for e in examples]
     picks = {
         "top 1 (beam search)": [texts[0] for texts, _ in titles],
-        "re-ranked": [texts[rerank_order(weights, texts, [h.score for h in row], [h.log_prob for h in row],
-                                         e.abstract)[0]] for (texts, row), e in zip(titles, examples)],
+        "re-ranked": [texts[order_of(weights, texts, rows)[0]] for (texts, _), rows in zip(titles, feats)],
         "oracle (a bound)": [texts[max(range(len(g)), key=g.__getitem__)] for (texts, _), g in zip(titles, gains)],
     }
     rows = []
@@ -105,8 +104,8 @@ def main(argv=None) -> int:
              f"{args.no_repeat_ngram}-gram; features {', '.join(args.features)}; {args.trials} trials, seed {args.seed}",
              "", f"chosen: `decode.rerank={setting}`", "",
              "| checkpoint | pick | " + " | ".join(METRIC_NAMES) + " |", "|---|---|" + "---|" * len(METRIC_NAMES)]
-    for checkpoint, (_, gains, titles) in decoded.items():
-        lines += table_rows(checkpoint, examples, titles, gains, weights)
+    for checkpoint, (feats, gains, titles) in decoded.items():
+        lines += table_rows(checkpoint, examples, titles, gains, feats, weights)
     return finish_report(lines, args.out)
 
 

@@ -95,8 +95,13 @@ def rerank_order(weights: dict[str, float], titles: Sequence[str], scores: Seque
     others; ties keep the given order."""
     if not weights or len(titles) < 2:
         return list(range(len(titles)))
+    return order_of(weights, titles, features(titles, scores, log_probs, abstract))
+
+
+def order_of(weights: dict[str, float], titles: Sequence[str], rows: Sequence[Sequence[float]]) -> list[int]:
+    """rerank_order from the candidates' features() rows, when they are at hand already."""
     w = [weights.get(name, 0.0) for name in FEATURES]
-    total = [sum(a * b for a, b in zip(w, row)) for row in features(titles, scores, log_probs, abstract)]
+    total = [sum(a * b for a, b in zip(w, row)) for row in rows]
     return sorted(range(len(titles)), key=lambda i: (not well_formed(titles[i]), -total[i]))
 
 
