@@ -1,0 +1,162 @@
+"""The quality preset's report: each seed's dev scores, their mean with an interval that resamples seeds and
+examples, the margin over the one-line rule (metrics.rule_title) and whether the titles read as titles.
+
+It reads REPORT_DIR/runs/<name>/metrics.json, example_scores.json and pretrain/metrics.json (the small files
+scripts/run_quality_preset.py leaves in its run directory) and the dev file, from which it recomputes the
+rule's per-example scores; it writes REPORT_DIR/report.md, byte-identical from the same files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import read_examples
+from ..metrics import rule_title, score_examples
+from .statistics import hierarchical_bootstrap, mean_sd
+
+BAR_ROUGE_L = 50.0  # issue 31's bar: dev ROUGE-L of the mean of >= 3 seeds ...
+BAR_ABOVE_RULE = 3.0  # ... and at least this much above the one-line rule
+MIN_SEEDS = 3
+SHAPES = (("length", "length (characters)", "{:.1f}"), ("unbalanced_brackets", "unbalanced brackets", "{:.1%}"),
+          ("boilerplate", "copied boilerplate", "{:.1%}"), ("repetitive", "a repeated 3-gram", "{:.1%}"),
+          ("starts_jiyu", "starting with 基于", "{:.1%}"))
+
+
+class QualityReportError(RuntimeError):
+    """Run files that cannot make the report (missing, or scored on a different dev file)."""
+
+
+@dataclass
+class PresetRun:
+    name: str
+    metrics: dict
+    pretrain: dict | None  # pretrain/metrics.json; None when the run fine-tuned without pretraining
+    rouge_l: np.ndarray  # dev ROUGE-L per example, in dev-file order
+
+    @property
+    def minutes(self) -> dict[str, float]:
+        pre = self.pretrain or {}
+        return {"pretrain": (pre.get("train_seconds", 0) + pre.get("eval_seconds", 0)) / 60,
+                "fine-tune": self.metrics["train_seconds"] / 60, "dev": self.metrics["eval_seconds"] / 60}
+
+
+def load_runs(report_dir: Path) -> list[PresetRun]:
+    """Every finished run under report_dir/runs/, ordered by seed."""
+    runs = []
+    for metrics_path in sorted((report_dir / "runs").glob("*/metrics.json")):
+        run_dir = metrics_path.parent
+        scores_path = run_dir / "example_scores.json"
+        if not scores_path.is_file():
+            raise QualityReportError(f"{scores_path}: missing (the per-example scores the intervals resample)")
+        pretrain_path = run_dir / "pretrain" / "metrics.json"
+        runs.append(PresetRun(
+            name=run_dir.name, metrics=json.loads(metrics_path.read_text()),
+            pretrain=json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None,
+            rouge_l=np.asarray(json.loads(scores_path.read_text())["dev"]["main"]["rouge-l"], dtype=float)))
+    if not runs:
+        raise QualityReportError(f"{report_dir / 'runs'}: no run directory with a metrics.json")
+    return sorted(runs, key=lambda r: (r.metrics["seed"], r.name))
+
+
+def rule_rouge_l(dev_path: Path, runs: list[PresetRun]) -> np.ndarray:
+    """The one-line rule's dev ROUGE-L per example, recomputed from the dev file and checked against the rule
+    score each run recorded (so the runs' examples and these line up)."""
+    dev = read_examples(dev_path)
+    scores = np.asarray(score_examples([e.title for e in dev], [rule_title(e.abstract) for e in dev])["rouge-l"])
+    for run in runs:
+        recorded = run.metrics["dev_rule"]["rouge-l"]
+        if len(run.rouge_l) != len(scores) or abs(recorded - scores.mean()) > 1e-6:
+            raise QualityReportError(
+                f"{dev_path}: {len(scores)} pairs, the rule scores {scores.mean():.4f}, but run {run.name} has "
+                f"{len(run.rouge_l)} dev scores and recorded the rule at {recorded:.4f}: a different dev file")
+    return scores
+
+
+def summarize(runs: list[PresetRun], rule: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Mean ± sd of dev ROUGE-L over the runs, the hierarchical intervals of the mean and of the margin over the
+    rule, and the bar's verdict (met when both intervals clear it, not met when either lies below it)."""
+    scores = np.stack([r.rouge_l for r in runs])
+    level = hierarchical_bootstrap(scores, n_boot, seed)
+    margin = hierarchical_bootstrap(scores - rule[None, :], n_boot, seed)
+    mean, sd = mean_sd([r.metrics["dev"]["rouge-l"] for r in runs])
+    margin_mean = mean - float(rule.mean())
+    reached = mean >= BAR_ROUGE_L and margin_mean >= BAR_ABOVE_RULE and len(runs) >= MIN_SEEDS
+    clear = level["ci_low"] >= BAR_ROUGE_L and margin["ci_low"] >= BAR_ABOVE_RULE
+    return {"mean": mean, "sd": sd, "level": level, "margin": margin, "margin_mean": margin_mean,
+            "rule": float(rule.mean()), "seeds": len(runs), "reached": reached, "clear": clear,
+            "n_boot": n_boot, "boot_seed": seed}
+
+
+def run_row(run: PresetRun, rule_mean: float) -> str:
+    m, minutes = run.metrics, run.minutes
+    dev = m["dev"]
+    steps = f"{(run.pretrain or {}).get('steps', 0)} + {m['steps']}"
+    return (f"| {run.name} | {m['seed']} | {dev['rouge-1']:.2f} | {dev['rouge-2']:.2f} | {dev['rouge-l']:.2f} | "
+            f"{dev['bleu']:.2f} | {dev['rouge-l'] - rule_mean:+.2f} | {steps} | {minutes['pretrain']:.1f} + "
+            f"{minutes['fine-tune']:.1f} + {minutes['dev']:.1f} | {m['device']}, {m['torch_threads']} thread(s) |")
+
+
+def verdict(s: dict) -> str:
+    bar = f"dev ROUGE-L >= {BAR_ROUGE_L:g} and >= {BAR_ABOVE_RULE:g} above the rule, mean of >= {MIN_SEEDS} seeds"
+    if s["seeds"] < MIN_SEEDS:
+        return f"The bar ({bar}) cannot be judged yet: {s['seeds']} seed(s)."
+    if not s["reached"]:
+        return f"The bar ({bar}) is not reached: mean {s['mean']:.2f}, {s['margin_mean']:+.2f} above the rule."
+    if s["clear"]:
+        return f"The bar ({bar}) is reached, and both intervals clear it."
+    return (f"The bar ({bar}) is reached by the means, but an interval reaches below it: what resampling seeds "
+            f"and examples allows does not exclude falling short.")
+
+
+def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
+    level, margin = s["level"], s["margin"]
+    lines = [
+        "# The quality preset on CSL dev",
+        "",
+        "Each run: `python scripts/run_quality_preset.py seed=S --run-dir outputs/runs/<run> trainer.num_threads=1 "
+        "--pretrain-override trainer.num_threads=1` (600 pretraining + 590 fine-tuning steps, beam 16, the n-best "
+        "re-ranked; `conf/experiment/quality.yaml`), its small files copied to `runs/<run>/`. Rebuilt by "
+        "`python scripts/quality_report.py outputs/reports/quality_preset`; the rule's per-example scores are "
+        f"recomputed from `{dev_path}`. Minutes are wall time as measured, on whatever else the machine ran.",
+        "",
+        "| run | seed | R-1 | R-2 | R-L | BLEU | R-L minus the rule | steps (pretrain + fine-tune) | "
+        "minutes (pretrain + fine-tune + dev) | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *(run_row(r, s["rule"]) for r in runs),
+        "",
+        f"Dev ROUGE-L over {s['seeds']} seed(s): **{s['mean']:.2f}**" + (f" ± {s['sd']:.2f} (sd)" if s["seeds"] > 1
+                                                                      else "") +
+        f", 95% interval [{level['ci_low']:.2f}, {level['ci_high']:.2f}]; minus the one-line rule ({s['rule']:.2f}): "
+        f"**{s['margin_mean']:+.2f}** [{margin['ci_low']:+.2f}, {margin['ci_high']:+.2f}]. Intervals: hierarchical "
+        f"bootstrap (seeds drawn with replacement, then examples; {s['n_boot']} resamples, seed {s['boot_seed']}); "
+        "with one seed it resamples examples only.",
+        "",
+        verdict(s),
+        "",
+        "## Do the titles read as titles?",
+        "",
+        "Dev, the main decoding (`metrics.title_shape`), beside the references' own rates:",
+        "",
+        "| run | " + " | ".join(label for _, label, _ in SHAPES) + " |",
+        "| --- | " + " | ".join("---" for _ in SHAPES) + " |",
+    ]
+    for run in runs:
+        shape = run.metrics["dev_title_shape"]["main"]
+        lines.append(f"| {run.name} | " + " | ".join(fmt.format(shape[k]) for k, _, fmt in SHAPES) + " |")
+    reference = runs[0].metrics["dev_title_shape"]["main"]
+    lines.append("| references | " + " | ".join(fmt.format(reference[f"reference_{k}"]) for k, _, fmt in SHAPES)
+                 + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_quality_report(report_dir: str | Path, dev_path: str | Path, n_boot: int = 10000, seed: int = 0) -> Path:
+    """Write report_dir/report.md from its run files and the dev file; return its path."""
+    report_dir = Path(report_dir)
+    runs = load_runs(report_dir)
+    summary = summarize(runs, rule_rouge_l(Path(dev_path), runs), n_boot, seed)
+    out = report_dir / "report.md"
+    out.write_text(render(runs, summary, Path(dev_path).as_posix()), encoding="utf-8")
+    return out

@@ -1,0 +1,84 @@
+"""Tests for seq2seq_rdrop.reporting.quality (scripts/quality_report.py) on synthetic run files in tmp_path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seq2seq_rdrop.metrics import rule_title, score_examples
+from seq2seq_rdrop.reporting.quality import QualityReportError, build_quality_report
+
+# title<TAB>abstract pairs written for these tests; the rule copies the clause after 提出
+PAIRS = [("一种图像分割方法", "本文提出一种图像分割方法,实验表明有效。"),
+         ("基于深度学习的文本分类", "针对文本分类问题,提出基于深度学习的文本分类模型。"),
+         ("网络流量预测", "研究网络流量预测问题,给出新的算法,结果良好。"),
+         ("推荐系统综述", "推荐系统是重要研究方向,本文对其进行综述。")]
+SHAPE = {"length": 10.0, "unbalanced_brackets": 0.0, "boilerplate": 0.0, "repetitive": 0.0, "starts_jiyu": 0.25,
+         **{f"reference_{k}": v for k, v in {"length": 9.0, "unbalanced_brackets": 0.0, "boilerplate": 0.0,
+                                              "repetitive": 0.0, "starts_jiyu": 0.25}.items()}}
+
+
+def rule_scores() -> np.ndarray:
+    return np.asarray(score_examples([t for t, _ in PAIRS], [rule_title(a) for _, a in PAIRS])["rouge-l"])
+
+
+def write_dev(tmp_path: Path) -> Path:
+    path = tmp_path / "dev.tsv"
+    path.write_text("".join(f"{t}\t{a}\n" for t, a in PAIRS), encoding="utf-8")
+    return path
+
+
+def make_run(root: Path, seed: int, rouge_l: np.ndarray, rule_mean: float | None = None) -> None:
+    run = root / "runs" / f"preset_seed{seed}"
+    (run / "pretrain").mkdir(parents=True)
+    dev = {"rouge-1": 60.0, "rouge-2": 40.0, "rouge-l": float(rouge_l.mean()), "bleu": 30.0, "n": len(rouge_l)}
+    rule = {"rouge-l": float(rule_scores().mean()) if rule_mean is None else rule_mean}
+    metrics = {"dev": dev, "seed": seed, "steps": 590, "train_seconds": 600.0, "eval_seconds": 60.0,
+               "device": "cpu", "torch_threads": 1, "dev_rule": rule, "dev_title_shape": {"main": SHAPE}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "example_scores.json").write_text(json.dumps({"dev": {"main": {"rouge-l": rouge_l.tolist()}}}))
+    (run / "pretrain" / "metrics.json").write_text(json.dumps({"steps": 600, "train_seconds": 1200.0,
+                                                               "eval_seconds": 0.0}))
+
+
+def test_margin_is_the_mean_minus_the_recomputed_rule_and_the_report_rebuilds_byte_for_byte(tmp_path):
+    dev, rule = write_dev(tmp_path), rule_scores()
+    for seed in range(3):
+        make_run(tmp_path, seed, rule + 10.0 + seed)
+    first = build_quality_report(tmp_path, dev, n_boot=200).read_bytes()
+    assert build_quality_report(tmp_path, dev, n_boot=200).read_bytes() == first
+    text = first.decode("utf-8")
+    assert f"**{rule.mean() + 11:.2f}** ± 1.00 (sd)" in text  # mean of rule+10, +11, +12; sd 1
+    assert "minus the one-line rule" in text and "**+11.00**" in text
+    assert "| preset_seed2 | 2 |" in text and "600 + 590" in text and "20.0 + 10.0 + 1.0" in text
+
+
+@pytest.mark.parametrize("near_rule, seeds, expected", [
+    (False, 3, "is reached, and both intervals clear it"),  # 99 on every example of every seed
+    (False, 1, "cannot be judged yet: 1 seed(s)"),          # the bar asks for the mean of three seeds
+    (True, 3, "is not reached"),                            # half a point above the rule
+])
+def test_the_bar_is_judged_from_the_mean_of_three_seeds_and_the_rule(tmp_path, near_rule, seeds, expected):
+    dev, rule = write_dev(tmp_path), rule_scores()
+    for seed in range(seeds):
+        make_run(tmp_path, seed, np.minimum(rule + 0.5, 100.0) if near_rule else np.full(len(rule), 99.0))
+    assert expected in build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+
+
+def test_a_dev_file_the_runs_were_not_scored_on_is_refused(tmp_path):
+    dev, rule = write_dev(tmp_path), rule_scores()
+    make_run(tmp_path, 0, rule + 5.0, rule_mean=float(rule.mean()) + 1.0)  # recorded another rule score
+    with pytest.raises(QualityReportError, match="dev.tsv: 4 pairs.*a different dev file"):
+        build_quality_report(tmp_path, dev, n_boot=200)
+
+
+def test_no_runs_and_missing_per_example_scores_are_named(tmp_path):
+    dev = write_dev(tmp_path)
+    with pytest.raises(QualityReportError, match="no run directory"):
+        build_quality_report(tmp_path, dev)
+    make_run(tmp_path, 0, rule_scores())
+    (tmp_path / "runs" / "preset_seed0" / "example_scores.json").unlink()
+    with pytest.raises(QualityReportError, match="example_scores.json: missing"):
+        build_quality_report(tmp_path, dev)
