@@ -44,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -105,6 +106,12 @@ def compose_cfg(overrides: list[str], regularizer: str | None = None):
     extra = [f"regularizer={regularizer}"] if regularizer else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=[*overrides, *extra])
+
+
+def entry_cfg(overrides: list[str], name: str):
+    """The configuration of a timed entry: a conf/regularizer name, or a VARIANTS name with its overrides."""
+    base, extra = VARIANTS.get(name, (name, []))
+    return compose_cfg([*overrides, *extra], base)
 
 
 def make_tokenizer(cfg, train_examples, tmp_dir: Path):
@@ -180,8 +187,7 @@ def _memory_child(overrides, name, tokenizer_path, batch, num_threads, seed, que
     try:
         torch.set_num_threads(num_threads)
         torch.manual_seed(seed)
-        base, extra = VARIANTS.get(name, (name, []))
-        cfg = compose_cfg([*overrides, *extra], base)
+        cfg = entry_cfg(overrides, name)
         tokenizer = load_tokenizer(tokenizer_path)
         model = use_fast_dropout(build_model(cfg.model, tokenizer), bool(cfg.trainer.fast_dropout))
         regularizer = instantiate(cfg.regularizer)
@@ -223,6 +229,8 @@ TWICE = "rdrop_passes_twice"
 # forwards over B rows
 VARIANTS = {TWICE: ("rdrop", ["regularizer.passes=twice"])}
 FAST = "+fast_dropout"
+COLUMNS = ["regularizer", "median s/step", "ratio to baseline", "target", "meets target",
+           "peak MiB", "step +MiB", "min s", "max s"]
 
 
 class DoubledBatch(Regularizer):
@@ -230,6 +238,26 @@ class DoubledBatch(Regularizer):
 
     def __call__(self, model, batch):
         return self.base_loss(model, {k: torch.cat([v, v]) for k, v in batch.items()})
+
+
+@dataclass
+class Entry:
+    """One timed row of the table: a regularizer, the dropout implementation it runs with, and how many
+    unlabelled abstracts each of its steps carries (0 unless it is semi-supervised)."""
+    regularizer: Regularizer
+    fast_dropout: bool
+    unlabeled_rows: int
+
+
+@dataclass
+class Bench:
+    """What every timed step shares: one model and one AdamW optimizer (the weights' values do not change
+    the cost), the device, and the model's own dropout, restored before each regularizer sets its own."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    own_dropout: tuple[float, float]
+    max_grad_norm: float
 
 
 def main(argv=None) -> int:
@@ -241,148 +269,203 @@ def main(argv=None) -> int:
     device = pick_device(cfg.trainer.device, option="trainer.device")
     batch_size = args.batch_size or int(cfg.trainer.batch_size)
     n_steps = args.warmup + args.steps
+    train_path = resolve_data_dir(cfg.data.dir) / cfg.data.train_file
     n_examples = args.examples or n_steps * batch_size
+    train_examples = read_examples(train_path, skip_bad_lines=cfg.data.skip_bad_lines)[:n_examples]
 
-    data_dir = resolve_data_dir(cfg.data.dir)
-    train_examples = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)[:n_examples]
-
+    # the tokenizer's files live in tmp until the memory children, which load them, are done
     with tempfile.TemporaryDirectory(prefix="bench_tok_") as tmp:
         tokenizer, tokenizer_path = make_tokenizer(cfg, train_examples, Path(tmp))
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, tokenizer)
         own_dropout = model.dropout_rates()  # (hidden, attention)
-        regularizers = {}
-        for name in args.regularizers:
-            reg_cfg = compose_cfg(args.overrides, name)
-            regularizers[name] = instantiate(reg_cfg.regularizer)
-        if "rdrop" in regularizers:
-            # the physical reference for R-Drop: the same one forward over 2B rows, without the KL term
-            regularizers[DOUBLED] = DoubledBatch(model_dropout=regularizers["rdrop"].model_dropout,
-                                                 model_attention_dropout=regularizers["rdrop"].model_attention_dropout)
-        for variant, (base, extra) in VARIANTS.items():
-            if base in regularizers:
-                regularizers[variant] = instantiate(compose_cfg([*args.overrides, *extra], base).regularizer)
+        regularizers = build_regularizers(args.overrides, args.regularizers)
         batches = load_batches(cfg, model, tokenizer, train_examples, batch_size, n_steps)
         model.to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.trainer.lr, weight_decay=cfg.trainer.weight_decay)
-        n_params = sum(p.numel() for p in model.parameters())
-
-        header = machine_lines(device)
-        shapes = [f"{b['src_ids'].shape[1]}+{b['tgt_in'].shape[1]}" for b in batches]
-        header += [
-            f"model: {cfg.model.family}, {n_params / 1e6:.2f}M parameters, vocabulary {model.vocab_size}, "
-            f"dropout {own_dropout[0]:g}, attention {own_dropout[1]:g} (the regularizer's where set)",
-            f"data: {os.path.relpath(data_dir / cfg.data.train_file)}, first {len(train_examples)} examples, batch size {batch_size}, "
-            f"{len(batches)} batches (abstract+title widths {', '.join(shapes)})",
-            f"steps: {args.warmup} warm-up + {args.steps} timed per regularizer, round-robin; "
-            f"overrides: {' '.join(args.overrides) or '(none)'}",
-        ]
+        bench = Bench(model, optimizer, device, own_dropout, cfg.trainer.max_grad_norm)
+        header = [*machine_lines(device), model_line(cfg, model, own_dropout),
+                  data_line(train_path, len(train_examples), batch_size, batches), steps_line(args)]
         print("\n".join(header), flush=True)
+        entries = timed_entries(regularizers, bool(cfg.trainer.fast_dropout), args.fast_dropout_peer, batch_size)
+        times, cuda_peak = time_round_robin(bench, entries, batches, args.warmup)
+        memory, memory_note = peak_memory(args, device, entries, cuda_peak, tokenizer_path, batches[0], cfg.seed)
 
-        # which dropout each timed entry uses: the config's, or (--fast-dropout-peer) both, as two entries
-        fast = {n: bool(cfg.trainer.fast_dropout) for n in regularizers}
-        if args.fast_dropout_peer:
-            fast = {n: False for n in regularizers}
-            for name in list(regularizers):
-                regularizers[name + FAST] = regularizers[name]
-                fast[name + FAST] = True
-        names = list(regularizers)
-        times: dict[str, list[float]] = {n: [] for n in names}
-        last: dict[str, float] = {}
-        cuda_peak: dict[str, float] = {n: 0.0 for n in names}
-        unlabeled_rows = {n: round(r.unlabeled_per_labeled() * batch_size) for n, r in regularizers.items()}
-        for i in range(n_steps):
-            labelled = {k: v.to(device) for k, v in batches[i].items()}
-            unlabeled = {rows: {k: v.to(device) for k, v in unlabeled_batch(model, batches, i, rows).items()}
-                         for rows in set(unlabeled_rows.values()) if rows}
-            rot = i % len(names)
-            for name in names[rot:] + names[:rot]:
-                reg = regularizers[name]
-                batch = {**labelled, "unlabeled": unlabeled[unlabeled_rows[name]]} if unlabeled_rows[name] else labelled
-                use_fast_dropout(model, fast[name])
-                model.set_dropout(*own_dropout)
-                reg.apply_dropout(model)
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                _sync(device)
-                t0 = time.perf_counter()
-                loss = train_step(model, reg, optimizer, batch, cfg.trainer.max_grad_norm)
-                _sync(device)
-                elapsed = time.perf_counter() - t0
-                if device.type == "cuda":
-                    cuda_peak[name] = max(cuda_peak[name], torch.cuda.max_memory_allocated(device) / 2**20)
-                if not torch.isfinite(torch.tensor(loss)):
-                    raise FloatingPointError(f"{name}: loss {loss} at step {i + 1}")
-                last[name] = elapsed
-                if i >= args.warmup:
-                    times[name].append(elapsed)
-            print(f"step {i + 1}/{n_steps}" + (" (warm-up)" if i < args.warmup else "") + ": "
-                  + ", ".join(f"{n} {last[n]:.3f}s" for n in names), flush=True)
-
-        memory: dict[str, dict] = {}
-        memory_note = ""
-        if args.no_memory:
-            memory_note = "peak memory: not measured (--no-memory)"
-        elif device.type == "cuda":
-            memory = {n: {"peak": cuda_peak[n]} for n in names}
-            memory_note = ("peak MiB: torch.cuda.max_memory_allocated during the regularizer's steps "
-                           "(includes the shared model, gradients and AdamW state)")
-        else:
-            print("measuring peak memory: one spawned process per regularizer, 2 steps each ...", flush=True)
-            # not the semi-supervised entries: the child steps on labelled pairs alone
-            memory = cpu_peak_memory(args.overrides, [n for n in names if n != DOUBLED and not n.endswith(FAST)
-                                                      and not unlabeled_rows[n]],
-                                     tokenizer_path, batches[0],
-                                     torch.get_num_threads(), cfg.seed)
-            how = next((m["how"] for m in memory.values() if "how" in m), "ru_maxrss")
-            memory_note = ("peak MiB: peak RSS of a fresh spawned process (imports, model, data, 2 steps on "
-                           "batch 1); step +MiB: " + (
-                               "peak RSS during the 2 steps minus the RSS before them (VmHWM reset by "
-                               "/proc/self/clear_refs)" if how == "VmHWM reset" else
-                               "how much the 2 steps raised the process's peak RSS above the set-up's"))
-
-    rows = []
-    for name in names:
-        med = statistics.median(times[name])
-        fast_entry = name.endswith(FAST)  # compared with the baseline on the same dropout
-        ratio = med / statistics.median(times["baseline" + (FAST if fast_entry else "")])
-        target = TARGETS.get(name.removesuffix(FAST))
-        mem = memory.get(name, {})
-        if "error" in mem:
-            peak = step_mem = f"error: {mem['error']}"
-        else:
-            peak = f"{mem['peak']:.0f}" if "peak" in mem else "-"
-            step_mem = f"{mem['delta']:.0f}" if "delta" in mem else "-"
-        rows.append([name, f"{med:.4f}", f"{ratio:.2f}x", f"<= {target:.2f}x" if target else "-",
-                     ("yes" if ratio <= target else "no") if target else "-", peak, step_mem,
-                     f"{min(times[name]):.4f}", f"{max(times[name]):.4f}"])
-    for suffix in ("", FAST):
-        if DOUBLED + suffix in times and "rdrop" + suffix in times:
-            rdrop_vs_doubled = statistics.median(times["rdrop" + suffix]) / statistics.median(times[DOUBLED + suffix])
-            rows.append([f"rdrop{suffix} / {DOUBLED}{suffix}", "-", f"{rdrop_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
-        if TWICE + suffix in times and "rdrop" + suffix in times:  # < 1: two B-row passes are the cheaper
-            twice_vs_doubled = statistics.median(times[TWICE + suffix]) / statistics.median(times["rdrop" + suffix])
-            rows.append([f"{TWICE}{suffix} / rdrop{suffix}", "-", f"{twice_vs_doubled:.2f}x", "-", "-", "-", "-", "-", "-"])
-    for name in names:
-        if name + FAST in times:  # the same regularizer, same batches, same run: what fast_dropout saves
-            speedup = statistics.median(times[name]) / statistics.median(times[name + FAST])
-            rows.append([f"{name}: torch / fast dropout", "-", f"{speedup:.2f}x faster", "-", "-", "-", "-", "-", "-"])
-    columns = ["regularizer", "median s/step", "ratio to baseline", "target", "meets target",
-               "peak MiB", "step +MiB", "min s", "max s"]
-    table = [f"| {' | '.join(columns)} |", f"|{'|'.join('---' for _ in columns)}|"]
-    table += [f"| {' | '.join(r)} |" for r in rows]
-    report = ["# Training step cost per regularizer", "", *[f"- {h}" for h in header],
-              f"- {memory_note}" if memory_note else "", "", *table, ""]
+    table = markdown_table(result_rows(times, memory))
     print("\n" + "\n".join(table))
-    if memory_note:
-        print(memory_note)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(line for line in report if line is not None) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(memory_note)
+    write_report(Path(args.out), header, memory_note, table)
     if args.json:
-        write_json(Path(args.json), names, times, header, argv)
+        write_json(Path(args.json), list(times), times, header, argv)
     return 0
+
+
+def build_regularizers(overrides: list[str], names: list[str]) -> dict[str, Regularizer]:
+    """The named conf/regularizer entries, then R-Drop's peers when rdrop is among them: the doubled batch
+    and the VARIANTS of a named regularizer."""
+    regularizers = {name: instantiate(compose_cfg(overrides, name).regularizer) for name in names}
+    if "rdrop" in regularizers:
+        # the physical reference for R-Drop: the same one forward over 2B rows, without the KL term
+        rdrop = regularizers["rdrop"]
+        regularizers[DOUBLED] = DoubledBatch(model_dropout=rdrop.model_dropout,
+                                             model_attention_dropout=rdrop.model_attention_dropout)
+    for variant, (base, _extra) in VARIANTS.items():
+        if base in regularizers:
+            regularizers[variant] = instantiate(entry_cfg(overrides, variant).regularizer)
+    return regularizers
+
+
+def model_line(cfg, model, own_dropout: tuple[float, float]) -> str:
+    n_params = sum(p.numel() for p in model.parameters())
+    return (f"model: {cfg.model.family}, {n_params / 1e6:.2f}M parameters, vocabulary {model.vocab_size}, "
+            f"dropout {own_dropout[0]:g}, attention {own_dropout[1]:g} (the regularizer's where set)")
+
+
+def data_line(train_path: Path, n_examples: int, batch_size: int, batches: list[dict]) -> str:
+    shapes = [f"{b['src_ids'].shape[1]}+{b['tgt_in'].shape[1]}" for b in batches]
+    return (f"data: {os.path.relpath(train_path)}, first {n_examples} examples, batch size {batch_size}, "
+            f"{len(batches)} batches (abstract+title widths {', '.join(shapes)})")
+
+
+def steps_line(args) -> str:
+    return (f"steps: {args.warmup} warm-up + {args.steps} timed per regularizer, round-robin; "
+            f"overrides: {' '.join(args.overrides) or '(none)'}")
+
+
+def timed_entries(regularizers: dict[str, Regularizer], fast_dropout: bool, fast_dropout_peer: bool,
+                  batch_size: int) -> dict[str, Entry]:
+    """One entry per regularizer with the config's dropout or, with --fast-dropout-peer, two: torch's dropout
+    under the plain name, then trainer.fast_dropout's as '<name>+fast_dropout' (the same regularizer object)."""
+    dropouts = [("", False), (FAST, True)] if fast_dropout_peer else [("", fast_dropout)]
+    return {name + suffix: Entry(reg, fast, round(reg.unlabeled_per_labeled() * batch_size))
+            for suffix, fast in dropouts for name, reg in regularizers.items()}
+
+
+def time_round_robin(bench: Bench, entries: dict[str, Entry], batches: list[dict], warmup: int):
+    """Steps every entry once per batch, in an order rotated by the step so that machine noise hits all of
+    them alike, and prints each step's times. Returns each entry's seconds per timed (after the warm-up)
+    step and its peak CUDA MiB over all steps (0 on CPU)."""
+    names = list(entries)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    cuda_peak: dict[str, float] = {n: 0.0 for n in names}
+    for i in range(len(batches)):
+        inputs = step_inputs(bench, entries, batches, i)
+        last: dict[str, float] = {}
+        rot = i % len(names)
+        for name in names[rot:] + names[:rot]:
+            last[name], loss, peak = time_step(bench, entries[name], inputs[name])
+            if not torch.isfinite(torch.tensor(loss)):
+                raise FloatingPointError(f"{name}: loss {loss} at step {i + 1}")
+            cuda_peak[name] = max(cuda_peak[name], peak)
+            if i >= warmup:
+                times[name].append(last[name])
+        print(f"step {i + 1}/{len(batches)}" + (" (warm-up)" if i < warmup else "") + ": "
+              + ", ".join(f"{n} {last[n]:.3f}s" for n in names), flush=True)
+    return times, cuda_peak
+
+
+def step_inputs(bench: Bench, entries: dict[str, Entry], batches: list[dict], i: int) -> dict[str, dict]:
+    """Each entry's batch for step i, on the device: batch i, plus batch["unlabeled"] for a semi-supervised
+    entry (built once per distinct row count, so entries of the same count step on the same abstracts)."""
+    labelled = {k: v.to(bench.device) for k, v in batches[i].items()}
+    unlabeled = {rows: {k: v.to(bench.device) for k, v in unlabeled_batch(bench.model, batches, i, rows).items()}
+                 for rows in {e.unlabeled_rows for e in entries.values()} if rows}
+    return {name: {**labelled, "unlabeled": unlabeled[e.unlabeled_rows]} if e.unlabeled_rows else labelled
+            for name, e in entries.items()}
+
+
+def time_step(bench: Bench, entry: Entry, batch: dict) -> tuple[float, float, float]:
+    """One train_step with the entry's dropout: (seconds, loss, peak CUDA MiB during it, 0 on CPU)."""
+    # the dropout the regularizer trains with: on CPU PyTorch's attention picks another kernel when it is 0
+    use_fast_dropout(bench.model, entry.fast_dropout)
+    bench.model.set_dropout(*bench.own_dropout)
+    entry.regularizer.apply_dropout(bench.model)
+    cuda = bench.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(bench.device)
+    _sync(bench.device)  # time this step's kernels, not the ones queued before it
+    t0 = time.perf_counter()
+    loss = train_step(bench.model, entry.regularizer, bench.optimizer, batch, bench.max_grad_norm)
+    _sync(bench.device)
+    elapsed = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(bench.device) / 2**20 if cuda else 0.0
+    return elapsed, loss, peak
+
+
+def peak_memory(args, device: torch.device, entries: dict[str, Entry], cuda_peak: dict[str, float],
+                tokenizer_path: str, first_batch: dict, seed: int) -> tuple[dict[str, dict], str]:
+    """Each measured entry's memory ({"peak": MiB, ...} or {"error": ...}) and the report's line on how."""
+    if args.no_memory:
+        return {}, "peak memory: not measured (--no-memory)"
+    if device.type == "cuda":
+        return {n: {"peak": cuda_peak[n]} for n in entries}, (
+            "peak MiB: torch.cuda.max_memory_allocated during the regularizer's steps "
+            "(includes the shared model, gradients and AdamW state)")
+    print("measuring peak memory: one spawned process per regularizer, 2 steps each ...", flush=True)
+    # a child composes its regularizer from conf (there is no YAML for DOUBLED), runs the config's dropout
+    # (one measurement per regularizer, not per dropout) and steps on labelled pairs alone (not the
+    # semi-supervised entries)
+    measured = [n for n, e in entries.items() if n != DOUBLED and not n.endswith(FAST) and not e.unlabeled_rows]
+    memory = cpu_peak_memory(args.overrides, measured, tokenizer_path, first_batch, torch.get_num_threads(), seed)
+    how = next((m["how"] for m in memory.values() if "how" in m), "ru_maxrss")
+    return memory, ("peak MiB: peak RSS of a fresh spawned process (imports, model, data, 2 steps on "
+                    "batch 1); step +MiB: " + (
+                        "peak RSS during the 2 steps minus the RSS before them (VmHWM reset by "
+                        "/proc/self/clear_refs)" if how == "VmHWM reset" else
+                        "how much the 2 steps raised the process's peak RSS above the set-up's"))
+
+
+def median_ratio(times: dict[str, list[float]], name: str, reference: str) -> float:
+    return statistics.median(times[name]) / statistics.median(times[reference])
+
+
+def ratio_row(label: str, ratio: str) -> list[str]:
+    """A table row that compares two entries: only the ratio column is filled."""
+    return [label, "-", ratio, "-", "-", "-", "-", "-", "-"]
+
+
+def result_rows(times: dict[str, list[float]], memory: dict[str, dict]) -> list[list[str]]:
+    """One row per timed entry, then the ratios between peers timed on the same batches in the same run."""
+    rows = [entry_row(name, times, memory.get(name, {})) for name in times]
+    for suffix in ("", FAST):  # R-Drop against its peers on the same dropout
+        rdrop = "rdrop" + suffix
+        doubled, twice = DOUBLED + suffix, TWICE + suffix
+        if doubled in times and rdrop in times:
+            rows.append(ratio_row(f"{rdrop} / {doubled}", f"{median_ratio(times, rdrop, doubled):.2f}x"))
+        if twice in times and rdrop in times:  # < 1: two B-row passes are the cheaper
+            rows.append(ratio_row(f"{twice} / {rdrop}", f"{median_ratio(times, twice, rdrop):.2f}x"))
+    for name in times:
+        if name + FAST in times:  # the same regularizer, same batches, same run: what fast_dropout saves
+            speedup = median_ratio(times, name, name + FAST)
+            rows.append(ratio_row(f"{name}: torch / fast dropout", f"{speedup:.2f}x faster"))
+    return rows
+
+
+def entry_row(name: str, times: dict[str, list[float]], mem: dict) -> list[str]:
+    """The entry's median, its ratio to the baseline on the same dropout, its target, memory, min and max."""
+    ratio = median_ratio(times, name, "baseline" + (FAST if name.endswith(FAST) else ""))
+    target = TARGETS.get(name.removesuffix(FAST))
+    if "error" in mem:
+        peak = step_mem = f"error: {mem['error']}"
+    else:
+        peak = f"{mem['peak']:.0f}" if "peak" in mem else "-"
+        step_mem = f"{mem['delta']:.0f}" if "delta" in mem else "-"
+    return [name, f"{statistics.median(times[name]):.4f}", f"{ratio:.2f}x", f"<= {target:.2f}x" if target else "-",
+            ("yes" if ratio <= target else "no") if target else "-", peak, step_mem,
+            f"{min(times[name]):.4f}", f"{max(times[name]):.4f}"]
+
+
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    return [f"| {' | '.join(COLUMNS)} |", f"|{'|'.join('---' for _ in COLUMNS)}|",
+            *[f"| {' | '.join(r)} |" for r in rows]]
+
+
+def write_report(path: Path, header: list[str], memory_note: str, table: list[str]) -> None:
+    report = ["# Training step cost per regularizer", "", *[f"- {h}" for h in header], f"- {memory_note}", "",
+              *table, ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(report) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 def write_json(path: Path, names: list[str], times: dict[str, list[float]], header: list[str], argv) -> None:
