@@ -28,6 +28,7 @@ from seq2seq_rdrop.data import Example  # noqa: E402
 from seq2seq_rdrop.generation import (DEFAULT_BATCH_SIZE, DEFAULT_DECODE, DEFAULT_MAX_SOURCE_LEN,  # noqa: E402
                                      GenerationError)
 from seq2seq_rdrop.metrics import score_corpus  # noqa: E402
+from seq2seq_rdrop.rerank import NO_RERANK, parse_weights  # noqa: E402
 
 
 cli_module = load_generate_cli("generate_cli")
@@ -272,7 +273,11 @@ def test_api_return_shapes(ckpt, api):
 
 def test_defaults_match_the_config_files():
     beam = yaml.safe_load((REPO_ROOT / "conf" / "decode" / "beam.yaml").read_text())
-    assert {k: v for k, v in beam.items() if k != "batch_size"} == DEFAULT_DECODE
+    assert {k: v for k, v in beam.items() if k not in ("batch_size", "rerank")} == \
+        {k: v for k, v in DEFAULT_DECODE.items() if k != "rerank"}
+    # decode.rerank: new runs re-rank with the tuned weights of beam.yaml, while a checkpoint that does not name it
+    # was scored before re-ranking existed, and decodes as it was scored (the option's default, none)
+    assert DEFAULT_DECODE["rerank"] == NO_RERANK and parse_weights(beam["rerank"], "decode.rerank")
     cfg = yaml.safe_load((REPO_ROOT / "conf" / "generate.yaml").read_text())
     assert set(cfg) - {"defaults", "hydra"} | {"decode"} == set(cli_module.OPTIONS)
     assert cfg["batch_size"] == DEFAULT_BATCH_SIZE

@@ -209,4 +209,4 @@ def test_copy_bonuses_can_be_switched_on_for_a_checkpoint_saved_without_them(tin
     plain.save_pretrained(tmp_path)
     again = UniLM.from_pretrained(tmp_path, tiny_tokenizer, copy_follow=True, copy_coverage=True)
     assert torch.equal(again.copy_head.gate.weight, plain.copy_head.gate.weight)
-    assert float(again.copy_head.follow.bias) == 2.0 and float(again.copy_head.coverage.bias) == 0.0
+    assert again.copy_head.follow.bias.item() == 2.0 and again.copy_head.coverage.bias.item() == 0.0
