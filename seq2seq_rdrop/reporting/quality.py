@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import read_examples
 from ..metrics import rule_title, score_examples
+from .formatting import table
 from .statistics import hierarchical_bootstrap, mean_sd
 
 BAR_ROUGE_L = 50.0  # issue 31's bar: dev ROUGE-L of the mean of >= 3 seeds ...
@@ -90,13 +91,13 @@ def summarize(runs: list[PresetRun], rule: np.ndarray, n_boot: int, seed: int) -
             "n_boot": n_boot, "boot_seed": seed}
 
 
-def run_row(run: PresetRun, rule_mean: float) -> str:
+def run_row(run: PresetRun, rule_mean: float) -> list[str]:
     m, minutes = run.metrics, run.minutes
     dev = m["dev"]
-    steps = f"{(run.pretrain or {}).get('steps', 0)} + {m['steps']}"
-    return (f"| {run.name} | {m['seed']} | {dev['rouge-1']:.2f} | {dev['rouge-2']:.2f} | {dev['rouge-l']:.2f} | "
-            f"{dev['bleu']:.2f} | {dev['rouge-l'] - rule_mean:+.2f} | {steps} | {minutes['pretrain']:.1f} + "
-            f"{minutes['fine-tune']:.1f} + {minutes['dev']:.1f} | {m['device']}, {m['torch_threads']} thread(s) |")
+    return [run.name, m["seed"], *(f"{dev[k]:.2f}" for k in ("rouge-1", "rouge-2", "rouge-l", "bleu")),
+            f"{dev['rouge-l'] - rule_mean:+.2f}", f"{(run.pretrain or {}).get('steps', 0)} + {m['steps']}",
+            " + ".join(f"{minutes[k]:.1f}" for k in ("pretrain", "fine-tune", "dev")),
+            f"{m['device']}, {m['torch_threads']} thread(s)"]
 
 
 def verdict(s: dict) -> str:
@@ -122,10 +123,8 @@ def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
         "`python scripts/quality_report.py outputs/reports/quality_preset`; the rule's per-example scores are "
         f"recomputed from `{dev_path}`. Minutes are wall time as measured, on whatever else the machine ran.",
         "",
-        "| run | seed | R-1 | R-2 | R-L | BLEU | R-L minus the rule | steps (pretrain + fine-tune) | "
-        "minutes (pretrain + fine-tune + dev) | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *(run_row(r, s["rule"]) for r in runs),
+        *table(["run", "seed", "R-1", "R-2", "R-L", "BLEU", "R-L minus the rule", "steps (pretrain + fine-tune)",
+                "minutes (pretrain + fine-tune + dev)", "device"], [run_row(r, s["rule"]) for r in runs]),
         "",
         f"Dev ROUGE-L over {s['seeds']} seed(s): **{s['mean']:.2f}**" + (f" ± {s['sd']:.2f} (sd)" if s["seeds"] > 1
                                                                       else "") +
@@ -140,15 +139,11 @@ def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
         "",
         "Dev, the main decoding (`metrics.title_shape`), beside the references' own rates:",
         "",
-        "| run | " + " | ".join(label for _, label, _ in SHAPES) + " |",
-        "| --- | " + " | ".join("---" for _ in SHAPES) + " |",
     ]
-    for run in runs:
-        shape = run.metrics["dev_title_shape"]["main"]
-        lines.append(f"| {run.name} | " + " | ".join(fmt.format(shape[k]) for k, _, fmt in SHAPES) + " |")
     reference = runs[0].metrics["dev_title_shape"]["main"]
-    lines.append("| references | " + " | ".join(fmt.format(reference[f"reference_{k}"]) for k, _, fmt in SHAPES)
-                 + " |")
+    rows = [[r.name, *(fmt.format(r.metrics["dev_title_shape"]["main"][k]) for k, _, fmt in SHAPES)] for r in runs]
+    rows.append(["references", *(fmt.format(reference[f"reference_{k}"]) for k, _, fmt in SHAPES)])
+    lines += table(["run", *(label for _, label, _ in SHAPES)], rows)
     return "\n".join(lines) + "\n"
 
 
