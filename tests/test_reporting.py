@@ -264,6 +264,18 @@ def test_diagnostics_table_gives_mean_and_sd_of_every_measure(tmp_path):
     assert "## Diagnostics" in md and f"| dropout_gap | 2.0000 ± {np.std([1.0, 3.0], ddof=1):.4f} |" in md
 
 
+
+def test_diagnostics_table_names_the_seeds_each_mean_is_over(tmp_path):
+    """A seed fine-tuned without diagnostics (run_comparison --no-diagnostics) is left out of the means and the
+    table says which seeds were measured: seed 1 has none, so the mean is seed 0's and seed 2's."""
+    rng = np.random.default_rng(11)
+    for s, diagnostics in enumerate([{"kl": 0.5}, None, {"kl": 0.9}]):
+        make_run(tmp_path, "baseline", s, _per_example(rng), diagnostics=diagnostics)
+    rows = build(tmp_path)
+    assert float(rows["baseline"]["diag_kl_mean"]) == pytest.approx(0.7)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "| seeds measured | 0 2 |" in md and f"| kl | 0.7000 ± {np.std([0.5, 0.9], ddof=1):.4f} |" in md
+
 def test_missing_and_unfinished_runs_are_listed_in_the_grid(tmp_path):
     """rdrop seed 2 has no directory and rdrop seed 1 no metrics.json: the grid says 'missing' and
     'unfinished', the list names them, and neither counts as a seed."""

@@ -58,6 +58,7 @@ def regularizer_row(reg, runs_of, scored, ctx) -> dict:
         "cost": cost,
         "equal_time": equal_time_row(runs, runs_of(ctx["baseline"]), cost["sps"], cost["base_sps"]),
         "diagnostics": diagnostics_summary(runs),
+        "diagnostics_seeds": [r.seed for r in runs if diagnostic_measures(r)],
         "published": published_row(reg),
     }
 

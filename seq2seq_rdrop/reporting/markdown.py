@@ -210,8 +210,11 @@ def md_diagnostics(report: dict) -> list[str]:
     if not names:
         return []
     regs = [row for row in report["rows"] if row["diagnostics"]]
-    rows = [[name] + [pm_small(row["diagnostics"].get(name, (math.nan, math.nan))) for row in regs] for name in names]
-    return ["## Diagnostics (kept weights; mean ± sd over seeds)", "",
+    # a sweep may diagnose only some seeds (run_comparison --no-diagnostics): say which ones each mean is over
+    measured = ["seeds measured"] + [" ".join(str(s) for s in row["diagnostics_seeds"]) for row in regs]
+    rows = [measured] + [[name] + [pm_small(row["diagnostics"].get(name, (math.nan, math.nan))) for row in regs]
+                         for name in names]
+    return ["## Diagnostics (kept weights; mean ± sd over the seeds measured)", "",
             "From each run's diagnostics.json (runs[0].measures, at the run's own dropout: dropout_hidden) and, "
             "where present, diagnostics_dropout0.1.json (every checkpoint at hidden and attention dropout 0.1: "
             "like for like; names ending @ dropout 0.1). The nll_corrupt / rouge_l_corrupt probe draws its noise "
