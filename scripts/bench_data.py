@@ -142,70 +142,107 @@ def _rss_mib() -> tuple[float, float]:
     return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class PhaseClock:
+    """Wall and CPU seconds of named phases, each from the end of the one before (or from `start`)."""
+
+    def __init__(self, start: tuple[float, float]):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.tick, self.cpu_tick = start
+
+    def phase(self, name: str) -> None:
+        now, cpu_now = time.perf_counter(), time.process_time()
+        self.wall[name], self.cpu[name] = round(now - self.tick, 3), round(cpu_now - self.cpu_tick, 3)
+        self.tick, self.cpu_tick = now, cpu_now
+
+
 def child(mode: str, data_dir: Path, work_dir: Path, overrides: list[str]) -> dict:
     """One measurement; returns {phase: wall seconds}, {phase: CPU seconds}, RSS figures and counts."""
-    phases: dict[str, float] = {}
-    cpu_phases: dict[str, float] = {}
     load_start = os.getloadavg()[0]
-    tick, cpu_tick = time.perf_counter(), time.process_time()
-
-    def phase(name: str) -> None:
-        nonlocal tick, cpu_tick
-        now, cpu_now = time.perf_counter(), time.process_time()
-        phases[name], cpu_phases[name] = round(now - tick, 3), round(cpu_now - cpu_tick, 3)
-        tick, cpu_tick = now, cpu_now
-
-    import torch
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from seq2seq_rdrop import pretraining, training
-    from seq2seq_rdrop.distributed import init_distributed
-
-    phases["imports"] = round(time.perf_counter() - T_START, 3)
-    cpu_phases["imports"] = round(time.process_time() - C_START, 3)
-    tick, cpu_tick = time.perf_counter(), time.process_time()
+    clock = PhaseClock((T_START, C_START))  # from before this module's imports, so that they count too
+    _import_data_path()
+    clock.phase("imports")
     baseline_mib = _rss_mib()[0]
+    cfg = _compose(mode, data_dir, work_dir, overrides)
+    if mode == "pretrain":
+        counts, held = _measure_pretrain(cfg, data_dir, work_dir, clock), ()
+    else:
+        counts, held = _measure_train(mode, cfg, work_dir, clock)
+    # `held` keeps what the run still holds (train: model, splits, first batch) alive until the end RSS is read
+    return {"mode": mode, **counts, **_usage(clock, load_start, baseline_mib)}
+
+
+def _import_data_path() -> None:
+    """The data path's imports, timed as the 'imports' phase. Not at the top of the module: the parent, which
+    generates the data and writes the report, needs none of them but torch. The measuring helpers below import
+    them again, which then costs nothing (they are loaded)."""
+    import torch  # noqa: F401
+    from hydra import compose, initialize_config_dir  # noqa: F401
+    from hydra.utils import instantiate  # noqa: F401
+
+    from seq2seq_rdrop import pretraining, training  # noqa: F401
+    from seq2seq_rdrop.distributed import init_distributed  # noqa: F401
+
+
+def _compose(mode: str, data_dir: Path, work_dir: Path, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
     config = "pretrain" if mode == "pretrain" else "train"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config, overrides=[f"data.dir={data_dir}", f"data.cache_dir={work_dir / 'cache'}",
-                                                     *overrides])
-    out: dict = {"mode": mode}
-    if mode == "pretrain":
-        _, n_train, n_heldout = pretraining.prepare(cfg, data_dir, work_dir / "pretrain_data")
-        phase("build + write pseudo pairs")
-        out["pseudo_pairs"] = n_train + n_heldout
+        return compose(config_name=config, overrides=[f"data.dir={data_dir}", f"data.cache_dir={work_dir / 'cache'}",
+                                                      *overrides])
+
+
+def _measure_pretrain(cfg, data_dir: Path, work_dir: Path, clock: PhaseClock) -> dict:
+    from seq2seq_rdrop import pretraining
+
+    _, n_train, n_heldout = pretraining.prepare(cfg, data_dir, work_dir / "pretrain_data")
+    clock.phase("build + write pseudo pairs")
+    return {"pseudo_pairs": n_train + n_heldout}
+
+
+def _measure_train(mode: str, cfg, work_dir: Path, clock: PhaseClock) -> tuple[dict, tuple]:
+    """train.py's steps up to its first batch, a phase each: (the counts the report gives, what the run holds
+    at its first step). The encoded split is not among the latter: the end RSS is read without it, the peak
+    has it."""
+    import torch
+    from hydra.utils import instantiate
+
+    from seq2seq_rdrop import training
+    from seq2seq_rdrop.distributed import init_distributed
+
+    ctx, _ = init_distributed("cpu")
+    training.set_seed(cfg.seed)
+    splits = training.load_splits(cfg)
+    clock.phase("read")
+    model, tokenizer, _ = training.build_or_resume_model(cfg, work_dir / f"run_{mode}", splits.train, ctx)
+    clock.phase("vocabulary + model")
+    training.prepare_model(model, instantiate(cfg.regularizer), cfg.trainer.fast_dropout, torch.device("cpu"))
+    if mode == "train_lists":
+        encoded = training.encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len,
+                                        cfg.data.max_target_len)
     else:
-        ctx, _ = init_distributed("cpu")
-        training.set_seed(cfg.seed)
-        splits = training.load_splits(cfg)
-        phase("read")
-        run_dir = work_dir / f"run_{mode}"
-        model, tokenizer, _ = training.build_or_resume_model(cfg, run_dir, splits.train, ctx)
-        phase("vocabulary + model")
-        training.prepare_model(model, instantiate(cfg.regularizer), cfg.trainer.fast_dropout, torch.device("cpu"))
-        if mode == "train_lists":
-            encoded = training.encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len,
-                                            cfg.data.max_target_len)
-        else:
-            encoded = training.encode_training_split(cfg, model, tokenizer, splits)
-        phase("encode")
-        plan = training.StepPlan.for_examples(len(encoded), cfg.trainer)
-        _epoch, batch_ids = next(iter(training.batch_schedule(len(encoded), cfg.trainer.batch_size, cfg.seed, 0, plan)))
-        batch = model.collate([encoded[i] for i in batch_ids])
-        phase("first batch")
-        out.update(train=len(splits.train), dev_evaluated=len(splits.dev), vocab=len(tokenizer),
-                   batch_shape=list(batch["src_ids"].shape))
-        del encoded
+        encoded = training.encode_training_split(cfg, model, tokenizer, splits)
+    clock.phase("encode")
+    plan = training.StepPlan.for_examples(len(encoded), cfg.trainer)
+    _epoch, batch_ids = next(iter(training.batch_schedule(len(encoded), cfg.trainer.batch_size, cfg.seed, 0, plan)))
+    batch = model.collate([encoded[i] for i in batch_ids])
+    clock.phase("first batch")
+    counts = dict(train=len(splits.train), dev_evaluated=len(splits.dev), vocab=len(tokenizer),
+                  batch_shape=list(batch["src_ids"].shape))
+    return counts, (ctx, splits, model, tokenizer, plan, batch)
+
+
+def _usage(clock: PhaseClock, load_start: float, baseline_mib: float) -> dict:
+    """The phases, their data-path totals (imports apart: constant) and the process's CPU, load and RSS."""
     current, peak = _rss_mib()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.update(phases=phases, cpu_phases=cpu_phases,
-               data_seconds=round(sum(v for k, v in phases.items() if k != "imports"), 3),
-               data_cpu_seconds=round(sum(v for k, v in cpu_phases.items() if k != "imports"), 3),
-               child_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-               load1=[round(load_start, 2), round(os.getloadavg()[0], 2)],
-               baseline_mib=round(baseline_mib, 1), peak_mib=round(peak, 1), end_mib=round(current, 1))
-    return out
+    return dict(phases=clock.wall, cpu_phases=clock.cpu,
+                data_seconds=round(sum(v for k, v in clock.wall.items() if k != "imports"), 3),
+                data_cpu_seconds=round(sum(v for k, v in clock.cpu.items() if k != "imports"), 3),
+                child_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+                load1=[round(load_start, 2), round(os.getloadavg()[0], 2)],
+                baseline_mib=round(baseline_mib, 1), peak_mib=round(peak, 1), end_mib=round(current, 1))
 
 
 def run_child(mode: str, data_dir: Path, work_dir: Path, overrides: list[str]) -> dict:
@@ -225,17 +262,29 @@ def growth(values: list[float]) -> list[str]:
 
 
 def report(results: dict, sizes: list[int], data_bytes: dict, header: list[str], modes: list[str]) -> str:
-    lines = ["# Data-path cost against data size (`scripts/bench_data.py`)", "", *[f"- {h}" for h in header], "",
-             "Synthetic CSL-shaped pairs (generated by the benchmark, not committed): train N, dev N/10, "
-             "titles_only 3N. One fresh child process per mode and size; imports apart. Phases: wall / CPU "
-             "seconds, CPU = the child's user + system time (`time.process_time()`), which leaves out the time "
-             "it waited for a core while other jobs ran (it still rises somewhat when they compete for caches and "
-             "memory bandwidth). Growth = value at this size / value at the 10x "
-             "smaller size (10x = linear). Peak RSS growth is of the peak above the after-import baseline. "
-             "Load: the 1-minute load average when the child started.", ""]
-    lines += ["| mode | pairs | files MB | load | imports s | phases wall / CPU s | data-path wall s | growth | "
-              "data-path CPU s | growth | peak RSS MiB | above baseline MiB | growth |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    largest = sizes[-1]
+    lines = [*_introduction(header), *_table(results, sizes, data_bytes, modes),
+             "", "Targets at the largest size:", *_peak_verdicts(results, largest, modes),
+             *_growth_verdicts(results, sizes, modes), *_cache_verdict(results, largest, modes),
+             "", _model_line(results, sizes, modes)]
+    return "\n".join(lines) + "\n"
+
+
+def _introduction(header: list[str]) -> list[str]:
+    return ["# Data-path cost against data size (`scripts/bench_data.py`)", "", *[f"- {h}" for h in header], "",
+            "Synthetic CSL-shaped pairs (generated by the benchmark, not committed): train N, dev N/10, "
+            "titles_only 3N. One fresh child process per mode and size; imports apart. Phases: wall / CPU "
+            "seconds, CPU = the child's user + system time (`time.process_time()`), which leaves out the time "
+            "it waited for a core while other jobs ran (it still rises somewhat when they compete for caches and "
+            "memory bandwidth). Growth = value at this size / value at the 10x "
+            "smaller size (10x = linear). Peak RSS growth is of the peak above the after-import baseline. "
+            "Load: the 1-minute load average when the child started.", ""]
+
+
+def _table(results: dict, sizes: list[int], data_bytes: dict, modes: list[str]) -> list[str]:
+    lines = ["| mode | pairs | files MB | load | imports s | phases wall / CPU s | data-path wall s | growth | "
+             "data-path CPU s | growth | peak RSS MiB | above baseline MiB | growth |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for mode in modes:
         rows = [results[(mode, n)] for n in sizes]
         seconds = [r["data_seconds"] for r in rows]
@@ -247,15 +296,23 @@ def report(results: dict, sizes: list[int], data_bytes: dict, header: list[str],
             lines.append(f"| {MODE_NAMES[mode]} | {n:,} | {data_bytes[n] / 1e6:.0f} | {r['load1'][0]:.1f} | "
                          f"{r['phases']['imports']:.1f} | {phases} | {r['data_seconds']:.2f} | {g_s} | "
                          f"{r['data_cpu_seconds']:.2f} | {g_c} | {r['peak_mib']:.0f} | {a:.0f} | {g_m} |")
-    largest = sizes[-1]
-    lines += ["", "Targets at the largest size:"]
-    peaks = {m: results[(m, largest)]["peak_mib"] for m in modes}
+    return lines
+
+
+def _peak_verdicts(results: dict, largest: int, modes: list[str]) -> list[str]:
+    lines = []
     for mode in modes:
-        verdict = "met" if peaks[mode] < TARGET_PEAK_MIB else "**not met**"
-        lines.append(f"- {MODE_NAMES[mode]}: peak RSS {peaks[mode]:.0f} MiB at {largest:,} pairs "
+        peak = results[(mode, largest)]["peak_mib"]
+        verdict = "met" if peak < TARGET_PEAK_MIB else "**not met**"
+        lines.append(f"- {MODE_NAMES[mode]}: peak RSS {peak:.0f} MiB at {largest:,} pairs "
                      f"(< {TARGET_PEAK_MIB} MiB: {verdict})")
-    lines.append(f"- growth per 10x, judged on CPU seconds (wall seconds beside them, for reference only: they "
-                 f"also count waiting for a core); up to {LINEAR_SLACK:.0f}x counts as linear (timing noise):")
+    return lines
+
+
+def _growth_verdicts(results: dict, sizes: list[int], modes: list[str]) -> list[str]:
+    """Linearity is judged on CPU seconds: wall seconds also count the time a child waited for a core."""
+    lines = [f"- growth per 10x, judged on CPU seconds (wall seconds beside them, for reference only: they "
+             f"also count waiting for a core); up to {LINEAR_SLACK:.0f}x counts as linear (timing noise):"]
     for mode in modes:
         cpu = [results[(mode, n)]["data_cpu_seconds"] for n in sizes]
         wall = [results[(mode, n)]["data_seconds"] for n in sizes]
@@ -264,22 +321,51 @@ def report(results: dict, sizes: list[int], data_bytes: dict, header: list[str],
         lines.append(f"  - {MODE_NAMES[mode]}: largest data-path CPU growth per 10x {worst:.1f}x "
                      f"({'linear or better' if worst <= LINEAR_SLACK else '**faster than linear**'}; "
                      f"wall {worst_wall:.1f}x)")
-    if "train_cold" in modes and "train_warm" in modes:
-        cold = results[("train_cold", largest)]
-        warm = results[("train_warm", largest)]
-        lines.append(f"- cache: encoding {cold['phases']['encode']:.1f}s wall / {cold['cpu_phases']['encode']:.1f}s "
-                     f"CPU cold, {warm['phases']['encode']:.1f}s / {warm['cpu_phases']['encode']:.1f}s read back "
-                     f"warm at {largest:,} pairs "
-                     f"({cold['cpu_phases']['encode'] / max(warm['cpu_phases']['encode'], 1e-3):.0f}x in CPU)")
+    return lines
+
+
+def _cache_verdict(results: dict, largest: int, modes: list[str]) -> list[str]:
+    """What the encoding cache saves: the cold run's encoding against the warm run's read-back (both modes run)."""
+    if not ("train_cold" in modes and "train_warm" in modes):
+        return []
+    cold = results[("train_cold", largest)]
+    warm = results[("train_warm", largest)]
+    return [f"- cache: encoding {cold['phases']['encode']:.1f}s wall / {cold['cpu_phases']['encode']:.1f}s "
+            f"CPU cold, {warm['phases']['encode']:.1f}s / {warm['cpu_phases']['encode']:.1f}s read back "
+            f"warm at {largest:,} pairs "
+            f"({cold['cpu_phases']['encode'] / max(warm['cpu_phases']['encode'], 1e-3):.0f}x in CPU)"]
+
+
+def _model_line(results: dict, sizes: list[int], modes: list[str]) -> str:
     first = results[(modes[0], sizes[0])]
-    lines += ["", f"Model at these settings: vocabulary {first.get('vocab', '?')} at {sizes[0]:,} pairs; "
-              f"first batch {first.get('batch_shape', '?')}; dev evaluated: "
-              + ", ".join(f"{results[(modes[0], n)].get('dev_evaluated', '?')} of {max(1, n // 10):,}" for n in sizes)
-              + " (data.max_eval_samples)."]
-    return "\n".join(lines) + "\n"
+    return (f"Model at these settings: vocabulary {first.get('vocab', '?')} at {sizes[0]:,} pairs; "
+            f"first batch {first.get('batch_shape', '?')}; dev evaluated: "
+            + ", ".join(f"{results[(modes[0], n)].get('dev_evaluated', '?')} of {max(1, n // 10):,}" for n in sizes)
+            + " (data.max_eval_samples).")
+
+
+# ---------------------------------------------------------------------------------------------- main
 
 
 def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, Path(args.data), Path(args.work), args.overrides)))
+        return 0
+    # the parent's own imports, after the --child branch: a child's 'imports' phase times the data path's alone
+    from seq2seq_rdrop.machine import machine_lines
+
+    import torch
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    modes = [m for m in MODES if not (args.no_reference and m == "train_lists")]
+    results, data_bytes = measure(sizes, modes, args.keep, args.overrides)
+    header = header_lines(machine_lines(torch.device("cpu")), results, args.overrides)
+    write_outputs(args, report(results, sizes, data_bytes, header, modes), results)
+    return 0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2700,27000,270000", help="comma-separated pair counts")
@@ -291,52 +377,65 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="hydra overrides for conf/train.yaml")
-    args = parser.parse_intermixed_args(argv)
-    if args.child:
-        print(json.dumps(child(args.child, Path(args.data), Path(args.work), args.overrides)))
-        return 0
+    return parser.parse_intermixed_args(argv)
 
-    from seq2seq_rdrop.machine import machine_lines
 
-    import torch
-
-    sizes = [int(s) for s in args.sizes.split(",")]
-    modes = [m for m in MODES if not (args.no_reference and m == "train_lists")]
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_data_"))
+def measure(sizes: list[int], modes: list[str], keep: str | None, overrides: list[str]) -> tuple[dict, dict]:
+    """({(mode, n): a child's measurement}, {n: bytes of generated data}). Each size's data is deleted once
+    measured, so the disk holds one size at a time, unless --keep names a directory to keep it in."""
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="bench_data_"))
     results, data_bytes = {}, {}
     try:
         for n in sizes:
-            started = time.perf_counter()
-            files = write_dataset(root / f"n{n}" / "data", n)
-            data_bytes[n] = sum(files.values())
-            print(f"{n:,} pairs: data generated in {time.perf_counter() - started:.0f}s "
-                  f"({data_bytes[n] / 1e6:.0f} MB)", flush=True)
-            work = root / f"n{n}" / "work"
-            for mode in modes:
-                results[(mode, n)] = r = run_child(mode, root / f"n{n}" / "data", work, args.overrides)
-                print(f"  {MODE_NAMES[mode]}: {r['data_seconds']:.1f}s wall / {r['data_cpu_seconds']:.1f}s CPU "
-                      f"data path, peak {r['peak_mib']:.0f} MiB, load {r['load1']} ({r['phases']})", flush=True)
-            if not args.keep:
+            data_bytes[n] = generate_size(root / f"n{n}" / "data", n)
+            results.update(measure_size(root / f"n{n}", n, modes, overrides))
+            if not keep:
                 shutil.rmtree(root / f"n{n}", ignore_errors=True)
     finally:
-        if not args.keep:
+        if not keep:
             shutil.rmtree(root, ignore_errors=True)
+    return results, data_bytes
+
+
+def generate_size(data_dir: Path, n: int) -> int:
+    """Write the synthetic data set of n pairs; its size in bytes."""
+    started = time.perf_counter()
+    n_bytes = sum(write_dataset(data_dir, n).values())
+    print(f"{n:,} pairs: data generated in {time.perf_counter() - started:.0f}s ({n_bytes / 1e6:.0f} MB)", flush=True)
+    return n_bytes
+
+
+def measure_size(size_dir: Path, n: int, modes: list[str], overrides: list[str]) -> dict:
+    """Every mode on one size's data, a child each, in MODES order and all in one work directory: the warm
+    run reads the cache the cold run wrote there."""
+    results = {}
+    for mode in modes:
+        results[(mode, n)] = r = run_child(mode, size_dir / "data", size_dir / "work", overrides)
+        print(f"  {MODE_NAMES[mode]}: {r['data_seconds']:.1f}s wall / {r['data_cpu_seconds']:.1f}s CPU "
+              f"data path, peak {r['peak_mib']:.0f} MiB, load {r['load1']} ({r['phases']})", flush=True)
+    return results
+
+
+def header_lines(machine: list[str], results: dict, overrides: list[str]) -> list[str]:
+    """The report's bullets: the machine, the load the children ran under, thread settings, overrides."""
     env = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")
                     if k in os.environ) or "none set"
     loads = [x for r in results.values() for x in r["load1"]]
-    header = [*machine_lines(torch.device("cpu")),
+    header = [*machine,
               f"1-minute load average while the children ran: {min(loads):.2f} to {max(loads):.2f} "
               f"({os.cpu_count()} cores: above {os.cpu_count()}, processes waited for a core)" if loads else "",
               f"thread settings in the environment: {env}",
-              f"overrides: {' '.join(args.overrides) or '(none: conf/train.yaml defaults)'}"]
-    header = [h for h in header if h]
-    text = report(results, sizes, data_bytes, header, modes)
+              f"overrides: {' '.join(overrides) or '(none: conf/train.yaml defaults)'}"]
+    return [h for h in header if h]
+
+
+def write_outputs(args, text: str, results: dict) -> None:
+    """The markdown report to --out (and stdout), the raw measurements to --json if given."""
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({f"{m}/{n}": r for (m, n), r in results.items()}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -287,74 +287,115 @@ def decode_lines(cfg, modes) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- the run
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfgs = {f: compose_cfg(f, args) for f in FAMILIES}
     cfg = cfgs[FAMILIES[0]]  # what the families share (data, decode, trainer)
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(int(cfg.trainer.num_threads))
-    device = pick_device(cfg.trainer.device, option="trainer.device")
-    data_dir = resolve_data_dir(cfg.data.dir)
-    dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=cfg.data.skip_bad_lines)[:args.n]
-    abstracts = [e.abstract for e in dev]
-    n = len(abstracts)
-    train_cache: list = []
-
-    def train_texts():
-        if not train_cache:
-            train = read_examples(data_dir / cfg.data.train_file, skip_bad_lines=cfg.data.skip_bad_lines)
-            train_cache.extend(t for e in train for t in (e.title, e.abstract))
-        return train_cache
-
-    header = machine_lines(device)
+    device = set_up_device(cfg)
+    corpus = Corpus.read(cfg, args.n)
+    header = machine_lines(device)  # before the runs: its date and load average are those of the start
     rows, ok = [], True
     with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
         for family in FAMILIES:
-            hf_peer = MODEL_CLASSES[family].hf_generates  # the other modes have HF generate as their peer only
-            modes = [m for m in MODES if m in args.modes and (hf_peer or m == "beam")]
-            if not modes:
-                continue
-            fcfg = cfgs[family]
-            checkpoint = getattr(args, f"checkpoint_{family}")
-            model, tokenizer, description = make_model(family, checkpoint, fcfg, train_texts, Path(tmp), device)
-            batch_size = args.batch_size or int(fcfg.decode.batch_size)
-            batches = make_batches(model, tokenizer, abstracts, int(fcfg.data.max_source_len), batch_size)
-            header.append(description)
-            if hf_peer and model.copy_head is not None:
-                header.append(f"note: this {family} model has a copy head, which HF generate does not know about: "
-                              "the two searches score different distributions")
-            for mode in modes:
-                methods = mode_methods(mode, model, mode_options(fcfg.decode, mode))
-                print(f"{family}, {mode}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
-                mode_rows, mode_ok = result_rows(family, mode, compare(methods, batches, n, device), n)
-                rows += mode_rows
-                ok = ok and mode_ok
-            del model
+            lines, family_rows, family_ok = bench_family(family, cfgs[family], args, corpus, Path(tmp), device)
+            header += lines
+            rows += family_rows
+            ok = ok and family_ok
+    header += settings_lines(cfg, args, corpus)
+    write_report(Path(args.out), header, rows, verdict(args, ok))
+    return 0 if ok else 1
 
-    header += [
-        f"data: first {n} abstracts of {os.path.relpath(data_dir / cfg.data.dev_file)}, cut to data.max_source_len="
-        f"{cfg.data.max_source_len} tokens, sorted by length, batches of "
+
+def set_up_device(cfg) -> torch.device:
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    return pick_device(cfg.trainer.device, option="trainer.device")
+
+
+class Corpus:
+    """The dev abstracts every model decodes, and the training texts a random-init model's character vocabulary
+    is built from: read on first use only, so that with a checkpoint for every family the training split is
+    never read."""
+
+    def __init__(self, cfg, data_dir: Path, abstracts: list[str]):
+        self.cfg, self.data_dir, self.abstracts = cfg, data_dir, abstracts
+        self._train_texts: list[str] = []
+
+    @classmethod
+    def read(cls, cfg, n: int) -> "Corpus":
+        data_dir = resolve_data_dir(cfg.data.dir)
+        dev = read_examples(data_dir / cfg.data.dev_file, skip_bad_lines=cfg.data.skip_bad_lines)[:n]
+        return cls(cfg, data_dir, [e.abstract for e in dev])
+
+    def train_texts(self) -> list[str]:
+        if not self._train_texts:
+            train = read_examples(self.data_dir / self.cfg.data.train_file,
+                                  skip_bad_lines=self.cfg.data.skip_bad_lines)
+            self._train_texts.extend(t for e in train for t in (e.title, e.abstract))
+        return self._train_texts
+
+
+def bench_family(family: str, fcfg, args, corpus: Corpus, tmp: Path, device) -> tuple[list[str], list, bool]:
+    """One model's header lines, table rows and verdict over the modes asked for; a family with none of them is
+    skipped before its model is built. The model lives only in this call, so it is released before the next
+    family's is built."""
+    hf_peer = MODEL_CLASSES[family].hf_generates  # the other modes have HF generate as their peer only
+    modes = [m for m in MODES if m in args.modes and (hf_peer or m == "beam")]
+    if not modes:
+        return [], [], True
+    checkpoint = getattr(args, f"checkpoint_{family}")
+    model, tokenizer, description = make_model(family, checkpoint, fcfg, corpus.train_texts, tmp, device)
+    batch_size = args.batch_size or int(fcfg.decode.batch_size)
+    batches = make_batches(model, tokenizer, corpus.abstracts, int(fcfg.data.max_source_len), batch_size)
+    header = [description]
+    if hf_peer and model.copy_head is not None:
+        header.append(f"note: this {family} model has a copy head, which HF generate does not know about: "
+                      "the two searches score different distributions")
+    rows, ok, n = [], True, len(corpus.abstracts)
+    for mode in modes:
+        methods = mode_methods(mode, model, mode_options(fcfg.decode, mode))
+        print(f"{family}, {mode}: {n} abstracts in {len(batches)} batches of <= {batch_size}", flush=True)
+        mode_rows, mode_ok = result_rows(family, mode, compare(methods, batches, n, device), n)
+        rows += mode_rows
+        ok = ok and mode_ok
+    return header, rows, ok
+
+
+def settings_lines(cfg, args, corpus: Corpus) -> list[str]:
+    """The header lines after the models': the data, each mode's decoding settings, the overrides."""
+    lines = [
+        f"data: first {len(corpus.abstracts)} abstracts of {os.path.relpath(corpus.data_dir / cfg.data.dev_file)}, "
+        f"cut to data.max_source_len={cfg.data.max_source_len} tokens, sorted by length, batches of "
         f"{args.batch_size or cfg.decode.batch_size}",
         *decode_lines(cfg, args.modes),
         f"overrides: {' '.join(args.overrides) or '(none)'}",
     ]
     if not all(getattr(args, f"checkpoint_{family}") for family in FAMILIES):
-        header.append("random-init models rarely emit the end token, so their titles tend to run to the maximum "
-                      "length: the worst case for decoding cost (see 'mean length')")
+        lines.append("random-init models rarely emit the end token, so their titles tend to run to the maximum "
+                     "length: the worst case for decoding cost (see 'mean length')")
+    return lines
 
+
+def verdict(args, ok: bool) -> str:
+    return ("UniLM beam search not run (--modes)" if "beam" not in args.modes else
+            "cached and uncached UniLM beam search agree on every title" if ok else
+            "ERROR: cached and uncached UniLM beam search disagree on some titles")
+
+
+def write_report(out: Path, header: list[str], rows: list[list[str]], verdict_line: str) -> None:
+    """Print the report (less its title) and write it as markdown to `out`."""
     table = [f"| {' | '.join(COLUMNS)} |", f"|{'|'.join('---' for _ in COLUMNS)}|"]
     table += [f"| {' | '.join(r)} |" for r in rows]
-    verdict = ("UniLM beam search not run (--modes)" if "beam" not in args.modes else
-               "cached and uncached UniLM beam search agree on every title" if ok else
-               "ERROR: cached and uncached UniLM beam search disagree on some titles")
+    bullets = [f"- {h}" for h in header]
     report = ["# Decoding speed: our searches vs Hugging Face generate (BART) and vs prefix recompute (UniLM)",
-              "", *[f"- {h}" for h in header], "", *table, "", verdict, ""]
-    print("\n" + "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(table) + "\n\n" + verdict)
-    out = Path(args.out)
+              "", *bullets, "", *table, "", verdict_line, ""]
+    print("\n" + "\n".join(bullets) + "\n\n" + "\n".join(table) + "\n\n" + verdict_line)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(report), encoding="utf-8")
     print(f"wrote {out}")
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":
