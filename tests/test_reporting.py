@@ -236,6 +236,30 @@ def test_equal_time_table_reads_each_curve_at_the_baselines_compute(tmp_path):
     assert "not the same as a shorter run with its own annealed schedule" in md and "test box" in md
 
 
+
+def _select_on_val(run: Path) -> None:
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metrics.update(kept="best", selected_on="val")
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+
+
+def test_runs_that_keep_their_best_validation_step_are_read_at_equal_time_by_that_rule(tmp_path):
+    """Selected on val: rdrop at 2.5 s/step gets 120 of its steps in the baseline's 300 x 1.0 s; the weights
+    it would have kept by then are its best evaluation at or before step 120 (seed 0: 35 at step 50, not the
+    interpolated 20 + 0.4 x (40 - 20) = 28), and the baseline's row is the best of its whole run (50 at step
+    100, not its last evaluation, 45)."""
+    rng = np.random.default_rng(14)
+    write_bench(tmp_path, {"baseline": 1.0, "rdrop": 2.5})
+    _select_on_val(make_run(tmp_path, "baseline", 0, _per_example(rng), curve=[(50, 10.0), (100, 50.0), (300, 45.0)]))
+    _select_on_val(make_run(tmp_path, "rdrop", 0, _per_example(rng),
+                            curve=[(50, 35.0), (100, 20.0), (150, 40.0), (300, 60.0)]))
+    rows = build(tmp_path)
+    assert float(rows["rdrop"]["equal_time_steps"]) == pytest.approx(120.0)
+    assert float(rows["rdrop"]["equal_time_rouge-l_mean"]) == pytest.approx(35.0)
+    assert float(rows["baseline"]["equal_time_rouge-l_mean"]) == pytest.approx(50.0)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "the best evaluation at or before that step" in md and "annealed schedule" not in md
+
 def test_without_bench_the_cost_comes_from_run_wall_times_and_is_flagged(tmp_path):
     """No bench_train.json: s/step = train_seconds / total_steps, the ratio is mean train_seconds over the
     baseline's, and the markdown marks those values as shared-machine wall times (†)."""

@@ -56,7 +56,8 @@ def regularizer_row(reg, runs_of, scored, ctx) -> dict:
         "boot": {d: bootstrap_against_baseline(reg, ctx["baseline"], scored, ctx["split"], d,
                                                ctx["n_boot"], ctx["seed"]) for d in ctx["decodes"]},
         "cost": cost,
-        "equal_time": equal_time_row(runs, runs_of(ctx["baseline"]), cost["sps"], cost["base_sps"]),
+        "equal_time": equal_time_row(runs, runs_of(ctx["baseline"]), cost["sps"], cost["base_sps"],
+                                     best_so_far=ctx["curve_split"] == "val"),
         "diagnostics": diagnostics_summary(runs),
         "diagnostics_seeds": [r.seed for r in runs if diagnostic_measures(r)],
         "published": published_row(reg),
@@ -115,7 +116,9 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
 
     bench = load_bench(root)
     ctx = {"split": split, "baseline": baseline, "decodes": decodes, "n_boot": n_boot, "seed": seed,
-           "cost": cost_rows(regs, runs_of, baseline, bench)}
+           "cost": cost_rows(regs, runs_of, baseline, bench),
+           # the split of the eval_log curves: the validation split when the runs chose their step on one
+           "curve_split": "val" if any(r.metrics.get("selected_on") == "val" for r in finished) else "dev"}
     problems = find_problems(runs, scored, exp_regs, exp_seeds, split, root)
     if baseline not in {r for r, _ in scored}:
         notes.append(f"Baseline '{baseline}' has no finished run: no Δ, time ratio or equal-time point.")
@@ -124,8 +127,6 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
         **ctx, "root": root, "plot_decode": decode, "bench": bench, "notes_md": load_notes(root),
         "labels": {d: decode_label(d, finished) for d in decodes},
         "rows": rows, "n_comparisons": holm_over_report(rows, decodes),
-        # the split of the eval_log curves: the validation split when the runs chose their step on one
-        "curve_split": "val" if any(r.metrics.get("selected_on") == "val" for r in finished) else "dev",
         "curves": {reg: [c for c in (eval_curve(r) for r in runs_of(reg)) if c is not None] for reg in regs},
         "minutes": {reg: minutes_per_run(runs_of(reg), ctx["cost"][reg]) for reg in regs},
         "grid": (exp_regs, exp_seeds, grid_status(exp_regs, exp_seeds, problems)),

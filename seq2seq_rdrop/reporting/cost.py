@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .curves import eval_curve, train_seconds_at, value_at_step
+from .curves import best_up_to_step, eval_curve, train_seconds_at, value_at_step
 from .runs import Run
 from .statistics import mean_sd
 
@@ -58,20 +58,23 @@ def cost_rows(regs, runs_of, baseline, bench) -> dict:
     return out
 
 
-def equal_time_row(reg_runs: list[Run], base_runs: list[Run], reg_sps: float, base_sps: float) -> dict:
-    """Dev ROUGE-L (greedy) at the training time of a whole baseline run: each seed's eval_log curve
-    interpolated at baseline_total_steps × base_sps / reg_sps steps."""
-    base_steps = [float(r.metrics["total_steps"]) for r in base_runs if r.metrics.get("total_steps")]
+def equal_time_row(reg_runs: list[Run], base_runs: list[Run], reg_sps: float, base_sps: float,
+                   best_so_far: bool = False) -> dict:
+    """Greedy ROUGE-L at the training time of a whole baseline run: each seed's eval_log curve read at
+    baseline_total_steps × base_sps / reg_sps steps, interpolated, or with best_so_far (runs that keep their
+    best validation step) the best evaluation up to there."""
+    base_steps = [float(steps_trained(r.metrics)) for r in base_runs if steps_trained(r.metrics)]
     out = {"steps": math.nan, "mean": math.nan, "sd": math.nan, "n": 0, "flags": []}
     if not base_steps or math.isnan(reg_sps) or math.isnan(base_sps) or reg_sps <= 0:
         return out
     out["steps"] = float(np.mean(base_steps)) * base_sps / reg_sps
+    read = best_up_to_step if best_so_far else value_at_step
     values, flags = [], set()
     for run in reg_runs:
         curve = eval_curve(run)
         if curve is None:
             continue
-        value, flag = value_at_step(*curve, out["steps"])
+        value, flag = read(*curve, out["steps"])
         flags.add(flag)
         if not math.isnan(value):
             values.append(value)

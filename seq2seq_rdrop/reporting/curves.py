@@ -47,6 +47,15 @@ def value_at_step(steps: np.ndarray, values: np.ndarray, step: float) -> tuple[f
     return float(np.interp(step, steps, values)), ""
 
 
+def best_up_to_step(steps: np.ndarray, values: np.ndarray, step: float) -> tuple[float, str]:
+    """The best value evaluated at or before `step` (the weights a run that keeps its best validation step
+    would hold had it stopped there); past the last evaluation the best of all ("capped"); before the first
+    evaluation NaN (nothing measured there)."""
+    if step < steps[0]:
+        return math.nan, "before the first evaluation"
+    return float(values[steps <= step].max()), "capped" if step > steps[-1] else ""
+
+
 def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, mean, sd) over seeds on the evaluation steps every seed covers (sd 0 with one seed)."""
     lo = max(c[0][0] for c in curves)

@@ -187,22 +187,29 @@ def md_cost(report: dict) -> list[str]:
 
 
 def md_equal_time(report: dict) -> list[str]:
-    base = report["baseline"]
+    base, split = report["baseline"], report["curve_split"]
     rows = [[row["regularizer"], fmt(row["equal_time"]["steps"], ".0f"), row["equal_time"]["n"],
              pm((row["equal_time"]["mean"], row["equal_time"]["sd"])), ", ".join(row["equal_time"]["flags"]) or "-"]
             for row in report["rows"]]
-    return [f"## Equal-time comparison ({report['curve_split']} R-L, greedy, at {base}'s training time)", "",
-            f"Each regularizer's greedy {report['curve_split']} ROUGE-L (its eval_log.csv) after the training time a whole {base} run needs: equivalent "
-            f"steps = {base} total steps × ({base} s/step ÷ regularizer s/step), both s/step from the regularizer's "
-            "source in the cost table; "
-            "R-L is linearly interpolated on the run's eval_log.csv (step, rouge-l) curve, capped at its last "
-            "evaluation ('capped'), then mean ± sd over seeds. A curve point mid-schedule is not the same as a "
-            "shorter run with its own annealed schedule: there the learning rate has not yet decayed, so with a "
-            "decaying schedule this table is no equal-time competitor and favours the baseline (whose end point "
-            "is annealed). With a constant learning rate after a fixed warm-up (the converged protocol), a run's "
-            "first M steps are exactly a complete run of M steps, and its best validation step within them is "
-            "the equal-time competitor.", ""] \
-        + table(["regularizer", "equivalent steps", "seeds", f"{report['curve_split']} R-L", "note"], rows) + [""]
+    budget = (f"Each regularizer's greedy {split} ROUGE-L (its eval_log.csv) after the training time a whole {base} "
+              f"run needs: equivalent steps = {base} steps trained × ({base} s/step ÷ regularizer s/step), both s/step "
+              "from the regularizer's source in the cost table; ")
+    if split == "val":  # runs keep their best validation step: read each curve as that rule would have
+        read = (f"the best evaluation at or before that step (the weights the run would have kept had it stopped "
+                f"there; past the last evaluation the best of all, 'capped'; {base}'s row: the best of its whole "
+                "run), then mean ± sd over seeds. With a constant learning rate after a fixed warm-up, a run's "
+                "first M steps are exactly a complete run of M steps, so this is the regularizer against a "
+                f"{base} run of equal time. The other way round, {base} given a regularizer's time keeps its best "
+                f"validation step within that many more steps: where {base}'s validation curve has peaked before "
+                "its last evaluation, the best-on-validation scores of the summary are already that comparison.")
+    else:
+        read = ("R-L is linearly interpolated on the run's eval_log.csv (step, rouge-l) curve, capped at its last "
+                "evaluation ('capped'), then mean ± sd over seeds. A curve point mid-schedule is not the same as a "
+                "shorter run with its own annealed schedule: there the learning rate has not yet decayed, so with a "
+                "decaying schedule this table is no equal-time competitor and favours the baseline (whose end point "
+                "is annealed).")
+    return [f"## Equal-time comparison ({split} R-L, greedy, at {base}'s training time)", "", budget + read, ""] \
+        + table(["regularizer", "equivalent steps", "seeds", f"{split} R-L", "note"], rows) + [""]
 
 
 def md_diagnostics(report: dict) -> list[str]:
