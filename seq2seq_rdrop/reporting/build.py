@@ -39,16 +39,18 @@ def score_summary(runs: list[Run], split: str, decode: str) -> dict:
     return {**out, "n": len(have), "seeds": [r.seed for r in have]}
 
 
-def diagnostics_summary(runs: list[Run]) -> dict[str, tuple[float, float]]:
-    """{measure: (mean, sd) over the seeds that have it}."""
+def diagnostics_summary(runs: list[Run]) -> tuple[dict[str, tuple[float, float]], list]:
+    """({measure: (mean, sd) over the seeds that have it}, the seeds that have any), each run's files read once."""
     per_run = [diagnostic_measures(r) for r in runs]
     names = sorted({k for m in per_run for k in m})
-    return {k: mean_sd([m[k] for m in per_run if k in m]) for k in names}
+    summary = {k: mean_sd([m[k] for m in per_run if k in m]) for k in names}
+    return summary, [r.seed for r, m in zip(runs, per_run) if m]
 
 
 def regularizer_row(reg, runs_of, scored, ctx) -> dict:
     """Everything the tables say about one regularizer."""
     runs, cost = runs_of(reg), ctx["cost"][reg]
+    diagnostics, diagnostics_seeds = diagnostics_summary(runs)
     return {
         "regularizer": reg,
         "seeds": [r.seed for r in runs],
@@ -58,8 +60,7 @@ def regularizer_row(reg, runs_of, scored, ctx) -> dict:
         "cost": cost,
         "equal_time": equal_time_row(runs, runs_of(ctx["baseline"]), cost["sps"], cost["base_sps"],
                                      best_so_far=ctx["curve_split"] == "val"),
-        "diagnostics": diagnostics_summary(runs),
-        "diagnostics_seeds": [r.seed for r in runs if diagnostic_measures(r)],
+        "diagnostics": diagnostics, "diagnostics_seeds": diagnostics_seeds,
         "published": published_row(reg),
     }
 

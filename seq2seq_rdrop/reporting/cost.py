@@ -61,7 +61,7 @@ def cost_rows(regs, runs_of, baseline, bench) -> dict:
 def equal_time_row(reg_runs: list[Run], base_runs: list[Run], reg_sps: float, base_sps: float,
                    best_so_far: bool = False) -> dict:
     """Greedy ROUGE-L at the training time of a whole baseline run: each seed's eval_log curve read at
-    baseline_total_steps × base_sps / reg_sps steps, interpolated, or with best_so_far (runs that keep their
+    the baseline's steps trained × base_sps / reg_sps steps, interpolated, or with best_so_far (runs that keep their
     best validation step) the best evaluation up to there."""
     base_steps = [float(steps_trained(r.metrics)) for r in base_runs if steps_trained(r.metrics)]
     out = {"steps": math.nan, "mean": math.nan, "sd": math.nan, "n": 0, "flags": []}
