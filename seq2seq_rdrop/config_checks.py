@@ -26,7 +26,7 @@ import importlib
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data import HEADERS
 from . import decode_options
@@ -136,6 +136,14 @@ def validate(cfg) -> None:
             raise ConfigError(f"trainer.final_decodes={show(decodes)}: a mapping name -> decoding overrides is required")
         for name in decodes:
             _check_decode_group(check, f"trainer.final_decodes.{name}", base=decode, strict=True)
+    val_decodes = check.get("trainer.val_decodes")
+    if val_decodes not in (_UNSET, None):
+        known = set(decodes) if isinstance(decodes, DictConfig) else set()
+        for name in val_decodes if isinstance(val_decodes, ListConfig) else [val_decodes]:
+            if name not in known:
+                raise ConfigError(f"trainer.val_decodes: {name} is not a trainer.final_decodes "
+                                  f"entry; known: {', '.join(sorted(known)) or 'none'}")
+    check.boolean("trainer.score_final_weights")
     _check_pretrain(check)
     _check_owned_options(check)
 

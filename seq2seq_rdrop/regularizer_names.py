@@ -15,6 +15,7 @@ COMPARISON_SWEEPS = {
     "compare_strong": ("baseline", "random_replace", "random_replace_vocab", "grad_penalty", "rdrop"),
     "compare_converged": ("baseline", "baseline_dropout03", "random_replace", "grad_penalty", "rdrop",
                           "rdrop_random_replace"),
+    "compare_fair": ARTICLE_FOUR,  # the methods of conf/protocol/compare_fair.yaml's tuning grid
 }
 DEFAULT_COMPARISON = "compare_strong"
 

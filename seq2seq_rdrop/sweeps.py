@@ -52,25 +52,43 @@ def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = ()) -> Path | N
 
 
 def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint: Path, overrides: list[str],
-              diagnostics: bool = True, experiment: str = DEFAULT_COMPARISON) -> bool:
+              diagnostics: bool = True, experiment: str = DEFAULT_COMPARISON,
+              row_overrides: tuple[str, ...] | None = None, report_name: str | None = None) -> bool:
     """One row of one seed fine-tuned from `checkpoint` (unless its files are already in the report), its
-    RUN_FILES copied to REPORT/runs/<regularizer>_seed<S>/, then diagnosed; False when training failed."""
+    RUN_FILES copied to REPORT/runs/<regularizer>_seed<S>/, then diagnosed; False when training failed.
+    `regularizer` names the row; its train.py overrides are `regularizer=<it>` unless row_overrides are given
+    (a tuning grid's row: conf/protocol/*.yaml); report_name names its report folder instead of the row."""
     name = f"{regularizer}_seed{seed}"
-    out, kept = work / name, report / "runs" / name
+    out, kept = work / name, report / "runs" / (f"{report_name}_seed{seed}" if report_name else name)
     if not (kept / "metrics.json").is_file():
-        command = ["train.py", f"+experiment={experiment}", f"regularizer={regularizer}", f"seed={seed}",
+        row = list(row_overrides) if row_overrides is not None else [f"regularizer={regularizer}"]
+        command = ["train.py", f"+experiment={experiment}", *row, f"seed={seed}",
                    f"model.pretrained={checkpoint}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides]
         code = run(command, out / "console.log")
         if code != 0:
             print(f"{name} failed (exit {code}); see {out / 'console.log'}", flush=True)
             return False
-        kept.mkdir(parents=True, exist_ok=True)
-        for file in RUN_FILES:
-            if (out / file).is_file():
-                shutil.copy2(out / file, kept / file)
+        copy_run_files(out, kept)
     if diagnostics:
         diagnose(out, kept, common_dropout=experiment != "compare_strong")
     return True
+
+
+def copy_run_files(source: Path, target: Path) -> None:
+    """A finished run's small files (RUN_FILES) into target, complete or not at all: copied into a temporary folder
+    renamed into place, so that a copy cut short (a full disk, a kill) leaves no metrics.json and is redone."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for file in RUN_FILES:
+        if (source / file).is_file():
+            shutil.copy2(source / file, tmp / file)
+    if target.exists():  # an earlier copy cut short, or diagnostics measured before: keep what is not a run file
+        for extra in target.iterdir():
+            if extra.is_file() and extra.name not in RUN_FILES:
+                shutil.copy2(extra, tmp / extra.name)
+        shutil.rmtree(target)
+    os.replace(tmp, target)
 
 
 def diagnose(out: Path, kept: Path, common_dropout: bool = False) -> None:
@@ -120,13 +138,15 @@ def sweep_arguments(argv, experiment: str, names_option: str, names, description
     --report-dir (relative to the repository where possible: they end up in the committed metrics.json),
     --no-diagnostics. Changes into the repository, whose relative paths the runs read."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 (a protocol: its stage's)")
     parser.add_argument(names_option, dest="names", nargs="+", default=list(names), help="conf/regularizer names")
     parser.add_argument("--work-dir", default=f"outputs/sweeps/{experiment}", help="weights and full run dirs")
     parser.add_argument("--report-dir", default=f"outputs/reports/{experiment}", help="committed run files + report")
     parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
                         help="fine-tune only; a later run without this flag adds the missing diagnostics")
     args, overrides = parser.parse_known_args(argv)
+    args.seeds_default = args.seeds is None
+    args.seeds = [0, 1, 2] if args.seeds is None else args.seeds
     os.chdir(REPO)
     args.work_dir, args.report_dir = repository_path(Path(args.work_dir)), repository_path(Path(args.report_dir))
     return args, overrides
@@ -167,10 +187,15 @@ def comparison_arguments(argv, description: str):
     chooser.add_argument("--experiment", choices=list(COMPARISON_SWEEPS), default=DEFAULT_COMPARISON)
     chooser.add_argument("--horizon-steps", type=int, default=None)
     chooser.add_argument("--patience", type=int, default=8)
+    chooser.add_argument("--stage", choices=STAGES, default=None,
+                         help="a protocol's stage (conf/protocol/EXPERIMENT.yaml): tune, then final")
     chosen, rest = chooser.parse_known_args(argv)
     args, overrides = sweep_arguments(rest, chosen.experiment, "--regularizers", COMPARISON_SWEEPS[chosen.experiment],
                                       description)
     args.experiment, args.horizon_steps, args.patience = chosen.experiment, chosen.horizon_steps, chosen.patience
+    args.stage = chosen.stage
+    if args.stage and not (REPO / "conf" / "protocol" / f"{args.experiment}.yaml").is_file():
+        raise SystemExit(f"error: --stage: {args.experiment} has no protocol (conf/protocol/{args.experiment}.yaml)")
     return args, overrides
 
 
@@ -194,12 +219,140 @@ def horizon(args, overrides: list[str], experiment: str, steps: int, patience: i
 
 
 def run_comparison(args, overrides: list[str]) -> int:
-    """The comparison sweep (or, with args.horizon_steps, the baseline's long run) and its report; exit status
-    1 when a run failed or the report could not be built."""
+    """The comparison sweep (or, with args.horizon_steps, the baseline's long run; or a protocol's stage) and its
+    report; exit status 1 when a run failed or the report could not be built."""
+    if (REPO / "conf" / "protocol" / f"{args.experiment}.yaml").is_file():
+        return run_protocol_stage(args, overrides)
     if args.horizon_steps:
         return 1 if horizon(args, overrides, args.experiment, args.horizon_steps, args.patience) else 0
     failures = run_sweep(args, overrides, args.experiment, pretrain_overrides_of(args.experiment))
     return 1 if failures or rebuild_report(args.report_dir) else 0
+
+
+# --------------------------------------------------------------------------- a declared protocol (compare_fair)
+
+
+STAGES = ("tune", "final")
+CHOICE_FILE = "choice.json"  # the tuning's chosen row of each method, in the tuning report directory
+
+
+def load_protocol(experiment: str) -> dict:
+    """conf/protocol/<experiment>.yaml as a plain dict."""
+    return yaml.safe_load((REPO / "conf" / "protocol" / f"{experiment}.yaml").read_text(encoding="utf-8"))
+
+
+def tuning_rows(protocol: dict, methods=None) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(method, row, train.py overrides) of the tuning grid, round-robin over the methods (each method's first
+    configuration, then each one's second, ...) so that a sweep cut short has tried every method alike."""
+    grid = {m: list(rows.items()) for m, rows in protocol["tuning"]["grid"].items() if not methods or m in methods}
+    depth = max((len(rows) for rows in grid.values()), default=0)
+    return [(m, rows[i][0], tuple(rows[i][1])) for i in range(depth) for m, rows in grid.items() if i < len(rows)]
+
+
+def selection_score(run_dir: Path, select_on: dict) -> float | None:
+    """The tuning's selection score of one finished run (e.g. the kept weights' beam-16 R-L on val), or None."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    scores = metrics.get(select_on["split"]) if select_on["decode"] == "main" else \
+        (metrics.get("decodes", {}).get(select_on["decode"]) or {}).get(select_on["split"])
+    return None if not scores else float(scores[select_on["metric"]])
+
+
+def choose_configurations(protocol: dict, tuning_report: Path) -> dict | None:
+    """{"chosen": {method: row}, "scores": {row: {seed: score}}} once every row of the grid has finished on every
+    tuning seed (None before): each method's row with the best mean selection score over the tuning seeds."""
+    tuning = protocol["tuning"]
+    scores: dict = {}
+    for method, row, _ in tuning_rows(protocol):
+        scores[row] = {seed: selection_score(tuning_report / "runs" / f"{row}_seed{seed}", tuning["select_on"])
+                       for seed in tuning["seeds"]}
+    if any(v is None for per_seed in scores.values() for v in per_seed.values()):
+        return None
+    chosen = {}
+    for method, rows in tuning["grid"].items():
+        means = {row: sum(scores[row].values()) / len(scores[row]) for row in rows}
+        chosen[method] = max(rows, key=lambda row: (means[row], -list(rows).index(row)))  # ties: the grid's first
+    return {"chosen": chosen, "select_on": tuning["select_on"], "seeds": tuning["seeds"],
+            "scores": {row: {str(seed): round(v, 4) for seed, v in per_seed.items()} for row, per_seed in scores.items()}}
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """path's new content, or its old one if the write is cut short (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_tuning(args, overrides: list[str], protocol: dict) -> int:
+    """Every grid row on each of args.seeds (default: the protocol's tuning seeds) into REPORT_DIR/tuning/runs,
+    then the tuning report and, once the grid is complete, REPORT_DIR/tuning/choice.json. Failed runs counted."""
+    experiment, report = protocol["experiment"], args.report_dir / "tuning"
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides_of(experiment))
+        if checkpoint is None:
+            failures += 1
+            continue
+        for _, row, row_overrides in tuning_rows(protocol, args.names):
+            failures += not fine_tune(args.work_dir, report, row, seed, checkpoint, overrides, diagnostics=False,
+                                      experiment=experiment, row_overrides=row_overrides)
+    choice = choose_configurations(protocol, report)
+    if choice is not None:
+        write_atomically(report / CHOICE_FILE, json.dumps(choice, indent=2) + "\n")
+        print(f"tuning complete; chosen: {choice['chosen']}", flush=True)
+    return failures + rebuild_report(report, baseline=next(iter(protocol["tuning"]["grid"]["baseline"])))
+
+
+def run_final(args, overrides: list[str], protocol: dict) -> int:
+    """Each method's chosen row (REPORT_DIR/tuning/choice.json) on each of args.seeds (default: the protocol's final
+    seeds) into REPORT_DIR/runs/<method>_seed<S>: a tuning seed's run is taken over (its files copied), the others
+    trained; each diagnosed. Then the report. Failed runs counted; refused (exit 2) before the tuning is complete."""
+    experiment = protocol["experiment"]
+    choice_file = args.report_dir / "tuning" / CHOICE_FILE
+    if not choice_file.is_file():
+        print(f"error: {choice_file}: no tuning choice yet; run --stage tune to the end first", file=sys.stderr)
+        return 2
+    chosen = json.loads(choice_file.read_text(encoding="utf-8"))["chosen"]
+    grid = {row: tuple(o) for rows in protocol["tuning"]["grid"].values() for row, o in rows.items()}
+    failures = 0
+    for seed in args.seeds:
+        checkpoint = pretrain(args.work_dir, seed, pretrain_overrides_of(experiment))
+        if checkpoint is None:
+            failures += 1
+            continue
+        for method in (m for m in chosen if not args.names or m in args.names):
+            row, kept = chosen[method], args.report_dir / "runs" / f"{method}_seed{seed}"
+            tuned = args.report_dir / "tuning" / "runs" / f"{row}_seed{seed}"
+            if not (kept / "metrics.json").is_file() and (tuned / "metrics.json").is_file():
+                copy_run_files(tuned, kept)
+            if (kept / "metrics.json").is_file():
+                if args.diagnostics:
+                    diagnose(args.work_dir / f"{row}_seed{seed}", kept, common_dropout=True)
+                continue
+            failures += not fine_tune(args.work_dir, args.report_dir, row, seed, checkpoint, overrides,
+                                      diagnostics=args.diagnostics, experiment=experiment, row_overrides=grid[row],
+                                      report_name=method)
+    return failures + rebuild_report(args.report_dir)
+
+
+
+
+def run_protocol_stage(args, overrides: list[str]) -> int:
+    """scripts/run_comparison.py --experiment E --stage tune|final for an experiment with a declared protocol;
+    --seeds defaults to the stage's seeds and --regularizers filters its methods."""
+    protocol = load_protocol(args.experiment)
+    if args.stage is None:
+        print(f"error: --stage: {args.experiment} runs by stages; choose one of {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    if args.seeds_default:
+        args.seeds = list(protocol["tuning" if args.stage == "tune" else "final"]["seeds"])
+    methods = set(protocol["tuning"]["grid"])
+    args.names = [n for n in args.names if n in methods]
+    run_stage = run_tuning if args.stage == "tune" else run_final
+    return 1 if run_stage(args, overrides, protocol) else 0
 
 
 # --------------------------------------------------------------------------- scripts/run_semi_supervised.py

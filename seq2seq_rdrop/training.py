@@ -119,7 +119,8 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
     metrics = final_metrics(run, splits, plan, dropout)
     if ctx.enabled:
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
-    per_example = score_final_weights(run, splits.dev, metrics) if splits.val else {}
+    per_example = (score_final_weights(run, splits.dev, metrics)
+                   if splits.val and cfg.trainer.get("score_final_weights", True) else {})
     score_kept_weights(cfg, out_dir, tokenizer, device, splits, metrics, per_example)
     add_floors_and_title_shapes(metrics, splits.dev, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
@@ -793,19 +794,21 @@ def score_kept_weights(cfg, out_dir: Path, tokenizer, device, splits: Splits, me
     trainer.final_decodes (name -> decode overrides, e.g. a wide beam). Per-example scores of every split
     and decoding, with those in `per_example` (score_final_weights), go to example_scores.json."""
     selection = splits.selection[0]
-    to_score = {"dev": splits.dev, **({"test": splits.test} if splits.test else {})}
+    decodes = _final_decodes(cfg)
+    on_val = set(cfg.trainer.get("val_decodes") or ())  # final_decodes also scored on the validation split
+    to_score = {"dev": splits.dev, **({"test": splits.test} if splits.test else {}),
+                **({"val": splits.val} if splits.val and on_val else {})}
     if selection == "dev":
         predictions_dev = [line.split("\t", 1)[1] for line in
                            (out_dir / "predictions_dev.tsv").read_text(encoding="utf-8").splitlines()]
         per_example.setdefault("dev", {})["main"] = score_examples([e.title for e in splits.dev], predictions_dev)
-    decodes = _final_decodes(cfg)
     if selection == "dev" and not splits.test and not decodes:
         _write_example_scores(out_dir, per_example)
         return
     kept = load_model(out_dir / "checkpoint", tokenizer).to(device)
     for split, examples in to_score.items():
         for name, overrides in [("main", None), *decodes.items()]:
-            if split == selection and name == "main":
+            if (split == selection and name == "main") or (split == "val" and name not in on_val):
                 continue
             scores, predictions = evaluate(kept, tokenizer, examples, cfg, device, decode_overrides=overrides)
             suffix = split if name == "main" else f"{split}_{name}"

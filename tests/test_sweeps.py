@@ -171,3 +171,104 @@ def test_the_report_is_rebuilt_in_process_and_a_failure_is_exit_status_2(tmp_pat
     assert all((tmp_path / name).is_file() for name in OUTPUT_NAMES)
     assert sweeps.rebuild_report(tmp_path / "absent") == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a declared protocol (compare_fair)
+
+
+def scored_fake_run(calls: list, score_of):
+    """fake_run whose train.py writes a metrics.json with a validation beam-16 R-L of score_of(command)."""
+    plain = fake_run(calls)
+
+    def run(command, log_file):
+        code = plain(command, log_file)
+        if command[0] == "train.py":
+            out = Path(next(c for c in command if c.startswith("hydra.run.dir=")).split("=", 1)[1])
+            metrics = {"decodes": {"beam16": {"val": {"rouge-l": score_of(command)}}}}
+            (out / "metrics.json").write_text(json.dumps(metrics))
+        return code
+
+    return run
+
+
+@pytest.fixture
+def protocol_driver(monkeypatch):
+    calls, reports = [], []
+
+    def score_of(command):  # the largest rate or strength wins within each method, R-Drop's alpha 1 at dropout 0.3
+        values = [float(c.split("=")[1]) for c in command if c.split("=")[0] in
+                  ("regularizer.model_dropout", "regularizer.prob", "regularizer.epsilon")]
+        if "regularizer.alpha=1.0" in command:
+            values.append(10.0)
+        return 30.0 + sum(values) + (1.0 if "regularizer.example_prob=1.0" in command else 0.0)
+
+    monkeypatch.setattr(sweeps, "run", scored_fake_run(calls, score_of))
+    monkeypatch.setattr(sweeps, "rebuild_report",
+                        lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
+    return calls, reports
+
+
+def test_the_tuning_stage_runs_every_grid_row_round_robin_on_the_tuning_seeds_then_chooses_on_validation(
+        protocol_driver, tmp_path):
+    calls, reports = protocol_driver
+    dirs = [f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "tune", *dirs]) == 0
+    protocol = sweeps.load_protocol("compare_fair")
+    trains = [c for c in calls if c[0] == "train.py"]
+    grid_size = sum(len(rows) for rows in protocol["tuning"]["grid"].values())
+    assert len(trains) == grid_size * len(protocol["tuning"]["seeds"])
+    first_four = [next(c.split("=")[1] for c in command if c.startswith("regularizer=")) for command in trains[:4]]
+    assert first_four == ["baseline", "random_replace", "grad_penalty", "rdrop"]  # every method tried alike
+    assert all("+experiment=compare_fair" in c for c in trains)
+    choice = json.loads((tmp_path / "report" / "tuning" / sweeps.CHOICE_FILE).read_text())
+    assert choice["chosen"] == {"baseline": "baseline_d0.3", "random_replace": "random_replace_p0.3_all",
+                                "grad_penalty": "grad_penalty_e3", "rdrop": "rdrop_a1_d0.3"}
+    assert reports == [(tmp_path / "report" / "tuning", "baseline_d0.05")]
+
+
+def test_no_choice_is_written_while_the_grid_is_incomplete_and_the_final_stage_refuses_without_one(
+        protocol_driver, tmp_path):
+    dirs = [f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "tune", "--seeds", "0", *dirs]) == 0
+    assert not (tmp_path / "report" / "tuning" / sweeps.CHOICE_FILE).exists()
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "final", *dirs]) == 1
+
+
+def test_the_final_stage_takes_over_the_tuning_seeds_runs_and_trains_the_chosen_rows_on_the_other_seeds(
+        protocol_driver, tmp_path):
+    calls, _ = protocol_driver
+    dirs = [f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "tune", *dirs]) == 0
+    calls.clear()
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "final", "--seeds", "0", "2",
+                           "--no-diagnostics", *dirs]) == 0
+    trains = [c for c in calls if c[0] == "train.py"]
+    assert len(trains) == 4 and all("seed=2" in c for c in trains)  # seed 0's chosen runs were tuning runs
+    assert any("regularizer.alpha=1.0" in c and "regularizer.model_dropout=0.3" in c for c in trains)
+    runs = tmp_path / "report" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(f"{m}_seed{s}" for m in
+                                                            ("baseline", "random_replace", "grad_penalty", "rdrop")
+                                                            for s in (0, 2))
+    assert (runs / "rdrop_seed0" / "metrics.json").read_text() == \
+        (tmp_path / "report" / "tuning" / "runs" / "rdrop_a1_d0.3_seed0" / "metrics.json").read_text()
+
+
+def test_a_copy_cut_short_leaves_no_metrics_and_is_redone(driver, tmp_path, monkeypatch):
+    calls, _ = driver
+    args = ["--seeds", "0", "--regularizers", "baseline", "--no-diagnostics",
+            f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
+    real_copy = sweeps.shutil.copy2
+
+    def full_disk(source, target):
+        if Path(source).name == "example_scores.json":
+            raise OSError(28, "No space left on device")
+        return real_copy(source, target)
+
+    monkeypatch.setattr(sweeps.shutil, "copy2", full_disk)
+    with pytest.raises(OSError):
+        run_comparison(args)
+    kept = tmp_path / "report" / "runs" / "baseline_seed0"
+    assert not (kept / "metrics.json").exists()
+    monkeypatch.setattr(sweeps.shutil, "copy2", real_copy)
+    assert run_comparison(args) == 0
+    assert sorted(p.name for p in kept.iterdir()) == sorted(sweeps.RUN_FILES)

@@ -88,3 +88,26 @@ def test_pretraining_never_sees_the_validation_pairs(tmp_path):
     kept_titles = [title for title, _ in make_pairs(48, seed=0)[:-5]]
     assert not any(t in text for t in val_titles if len(t) >= 5)
     assert any(t in text for t in kept_titles)
+
+
+def test_val_decodes_score_the_kept_weights_on_validation_and_final_weights_can_be_left_unscored(tmp_path):
+    from seq2seq_rdrop.training import train
+
+    data = write_tiny_csl(tmp_path)
+    out = tmp_path / "run"
+    cfg = compose_train([f"data.dir={data}", "data.val_size=5", "trainer.max_steps=4", "trainer.eval_every=2",
+                         "trainer.save_every=0", "+trainer.final_decodes.beam2.beam_size=2",
+                         "+trainer.final_decodes.beam3.beam_size=3", "trainer.val_decodes=[beam2]",
+                         "trainer.score_final_weights=false", *TINY])
+    metrics = train(cfg, out)
+    assert metrics["decodes"]["beam2"]["val"]["n"] == 5 and "val" not in metrics["decodes"]["beam3"]
+    assert metrics["decodes"]["beam3"]["dev"]["n"] == 8 and "final" not in metrics
+    assert (out / "predictions_val_beam2.tsv").is_file() and not (out / "predictions_dev_final.tsv").exists()
+    assert set(json.loads((out / "example_scores.json").read_text())["val"]) == {"beam2"}
+
+
+def test_val_decodes_must_name_final_decodes():
+    from seq2seq_rdrop.config_checks import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"trainer.val_decodes: beam9 is not a trainer.final_decodes entry"):
+        validate(compose_train(["trainer.val_decodes=[beam9]", "+trainer.final_decodes.beam2.beam_size=2"]))
