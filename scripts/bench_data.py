@@ -16,7 +16,7 @@ Each measurement runs in a fresh child process (`--child MODE`), so the peak RSS
                        the training split (encode_training_split, which writes the cache), the step plan
                        and the first batch (batch_schedule, collate)
   train (warm cache)   the same again: the encoding is read from the cache written by the cold run
-  train, lists (ref.)  the same with the pre-cache encoding, training.encode_pairs: a list of Python
+  train, lists (ref.)  the same with the pre-cache encoding, model_setup.encode_pairs: a list of Python
                        int lists per pair (what runs held before); with --no-reference it is skipped
   pretrain             pretraining.prepare: read train/dev/titles, build the title-denoising and
                        gap-sentence pairs, write pretrain_data/train.tsv and heldout.tsv
@@ -208,21 +208,21 @@ def _measure_train(mode: str, cfg, work_dir: Path, clock: PhaseClock) -> tuple[d
     import torch
     from hydra.utils import instantiate
 
-    from seq2seq_rdrop import training
+    from seq2seq_rdrop import model_setup, splits as splits_module, training
     from seq2seq_rdrop.distributed import init_distributed
 
     ctx, _ = init_distributed("cpu")
     training.set_seed(cfg.seed)
-    splits = training.load_splits(cfg)
+    splits = splits_module.load_splits(cfg)
     clock.phase("read")
-    model, tokenizer, _ = training.build_or_resume_model(cfg, work_dir / f"run_{mode}", splits.train, ctx)
+    model, tokenizer, _ = model_setup.build_or_resume_model(cfg, work_dir / f"run_{mode}", splits.train, ctx)
     clock.phase("vocabulary + model")
-    training.prepare_model(model, instantiate(cfg.regularizer), cfg.trainer.fast_dropout, torch.device("cpu"))
+    model_setup.prepare_model(model, instantiate(cfg.regularizer), cfg.trainer.fast_dropout, torch.device("cpu"))
     if mode == "train_lists":
-        encoded = training.encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len,
+        encoded = model_setup.encode_pairs(model, tokenizer, splits.train, cfg.data.max_source_len,
                                         cfg.data.max_target_len)
     else:
-        encoded = training.encode_training_split(cfg, model, tokenizer, splits)
+        encoded = model_setup.encode_training_split(cfg, model, tokenizer, splits)
     clock.phase("encode")
     plan = training.StepPlan.for_examples(len(encoded), cfg.trainer)
     _epoch, batch_ids = next(iter(training.batch_schedule(len(encoded), cfg.trainer.batch_size, cfg.seed, 0, plan)))

@@ -60,7 +60,7 @@ from seq2seq_rdrop.models import build_model
 from seq2seq_rdrop.regularizer_names import ARTICLE_FOUR, conf_names
 from seq2seq_rdrop.regularizers import Regularizer
 from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
-from seq2seq_rdrop.training import encode_pairs
+from seq2seq_rdrop.model_setup import encode_pairs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"

@@ -296,7 +296,7 @@ def ensemble_greedy(model, encoded, order: list[int], settings: Settings) -> lis
 
 
 def encode_examples(model, tokenizer, examples, settings: Settings) -> list[tuple]:
-    """(src, tgt_in, tgt_out) id lists, cut as in training (training.encode_pairs)."""
+    """(src, tgt_in, tgt_out) id lists, cut as in training (model_setup.encode_pairs)."""
     return [model.build_example(encode_text(tokenizer, e.abstract, settings.max_source_len),
                                 encode_text(tokenizer, e.title, settings.max_target_len)) for e in examples]
 

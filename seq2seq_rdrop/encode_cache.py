@@ -1,6 +1,6 @@
 """The training split's token ids, kept compactly and cached on disk.
 
-`encode_training_pairs` returns what `training.encode_pairs` returns (the same (src, tgt_in, tgt_out)
+`encode_training_pairs` returns what `model_setup.encode_pairs` returns (the same (src, tgt_in, tgt_out)
 id lists, in the same order) as an `EncodedPairs` sequence, and keeps the ids of a first encoding in
 a cache file so that a second run on the same data, or a resumed run, reads them back instead of
 tokenizing every pair again.
@@ -206,7 +206,7 @@ def _write(path: Path, key: dict, arrays: dict[str, np.ndarray]) -> None:
 def encode_training_pairs(model, tokenizer, examples, max_source_len: int, max_target_len: int,
                           data_files: Iterable[str | os.PathLike] = (), cache_dir: str | os.PathLike | None = None,
                           write: bool = True) -> EncodedPairs:
-    """The examples' (src, tgt_in, tgt_out) id lists (== training.encode_pairs), from the cache in
+    """The examples' (src, tgt_in, tgt_out) id lists (== model_setup.encode_pairs), from the cache in
     `cache_dir` when it holds them (None: no cache); a fresh encoding is saved there when `write`."""
     started = time.perf_counter()
     if cache_dir is None:

@@ -1,6 +1,6 @@
 """The learning-rate schedules: LR_SCHEDULES maps each trainer.lr_schedule to the function that builds it
 (its keys are the option's allowed values), and trainer.lr_decay_by_time's schedule, which follows the clock
-as well as the steps. training.Optimisation.build picks one."""
+as well as the steps. train_state.Optimisation.build picks one."""
 from __future__ import annotations
 
 import torch

@@ -112,7 +112,7 @@ def _compose(*overrides):
 def test_large_dev_files_are_evaluated_on_a_bounded_prefix_said_in_the_log(data_dir, caplog):
     import logging
 
-    from seq2seq_rdrop.training import load_splits
+    from seq2seq_rdrop.splits import load_splits
 
     assert _compose().data.max_eval_samples == 1000  # the default: CSL dev (493 pairs) is decoded whole
     with caplog.at_level(logging.INFO):

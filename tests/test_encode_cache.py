@@ -13,7 +13,7 @@ from conftest import CJK, TINY, make_pairs, train_in_process, write_tsv
 from seq2seq_rdrop.data import read_examples
 from seq2seq_rdrop.encode_cache import EncodedPairs, encode_training_pairs, tokenizer_fingerprint
 from seq2seq_rdrop.tokenizer import build_tokenizer, load_tokenizer
-from seq2seq_rdrop.training import encode_pairs
+from seq2seq_rdrop.model_setup import encode_pairs
 
 MAX_SRC, MAX_TGT = 24, 6
 

@@ -258,7 +258,7 @@ def test_every_damaged_checkpoint_gives_the_same_one_line_error_everywhere(case,
     from seq2seq_rdrop import TitleGenerator
     from seq2seq_rdrop.checkpoints import CheckpointError
     from seq2seq_rdrop.generation import GenerationError
-    from seq2seq_rdrop.training import load_pretrained
+    from seq2seq_rdrop.model_setup import load_pretrained
 
     bad = damage(ckpt, tmp_path / "bad", case)
     pattern = f"checkpoint directory {bad} cannot be loaded ("
@@ -303,7 +303,7 @@ def test_a_checkpoint_left_only_as_its_previous_version_is_found(ckpt, text_file
 
     from seq2seq_rdrop import TitleGenerator
     from seq2seq_rdrop.checkpoints import CheckpointError
-    from seq2seq_rdrop.training import load_pretrained
+    from seq2seq_rdrop.model_setup import load_pretrained
 
     run = tmp_path / "run"
     run.mkdir()

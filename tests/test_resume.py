@@ -75,7 +75,7 @@ def resume_here(run_dir: Path, data_dir: Path, caplog, *extra: str) -> str:
 
 
 def load_state(run_dir: Path) -> dict:
-    from seq2seq_rdrop.training import load_trainer_state
+    from seq2seq_rdrop.train_state import load_trainer_state
 
     return load_trainer_state(run_dir / "state" / "trainer_state.pt")
 
@@ -214,7 +214,7 @@ def test_a_planted_pickle_payload_in_a_state_file_is_refused_and_runs_nothing(tm
     import torch
 
     from seq2seq_rdrop.checkpoints import CheckpointError
-    from seq2seq_rdrop.training import load_trainer_state
+    from seq2seq_rdrop.train_state import load_trainer_state
 
     marker = tmp_path / "payload_ran"
     state_file = tmp_path / "trainer_state.pt"
@@ -231,13 +231,13 @@ def test_random_states_round_trip_through_a_weights_only_state_file(tmp_path):
     import numpy as np
     import torch
 
-    from seq2seq_rdrop.training import _rng_state, _set_rng_state, load_trainer_state
+    from seq2seq_rdrop.train_state import load_trainer_state, rng_state, set_rng_state
 
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    torch.save({"optimizer": {}, "scheduler": {}, "progress": {}, "rng": _rng_state()}, tmp_path / "s.pt")
+    torch.save({"optimizer": {}, "scheduler": {}, "progress": {}, "rng": rng_state()}, tmp_path / "s.pt")
     expected = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
     random.seed(2), np.random.seed(2), torch.manual_seed(2)
-    _set_rng_state(load_trainer_state(tmp_path / "s.pt")["rng"])
+    set_rng_state(load_trainer_state(tmp_path / "s.pt")["rng"])
     assert (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()) == expected
 
 
@@ -246,7 +246,7 @@ def test_a_state_saved_with_numpy_arrays_still_loads(tmp_path):
     import numpy as np
     import torch
 
-    from seq2seq_rdrop.training import load_trainer_state
+    from seq2seq_rdrop.train_state import load_trainer_state
 
     old = {"optimizer": {}, "scheduler": {}, "progress": {}, "rng": {"numpy": np.random.get_state()}}
     torch.save(old, tmp_path / "old.pt")

@@ -40,7 +40,7 @@ def test_a_refused_resume_lists_every_difference_in_one_line(tmp_path):
 def test_a_new_step_budget_gets_the_schedule_of_the_new_total_from_the_saved_step():
     from omegaconf import OmegaConf
 
-    from seq2seq_rdrop.training import Optimisation
+    from seq2seq_rdrop.train_state import Optimisation
 
     trainer = OmegaConf.create({"lr": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.0, "lr_decay_by_time": False,
                                 "ema_decay": None})

@@ -306,7 +306,7 @@ def test_unlabelled_titles_never_reach_the_loss(tmp_path):
 
 
 def test_unlabelled_abstracts_are_the_training_file_less_the_labelled_pairs(tmp_path):
-    from seq2seq_rdrop.training import load_splits
+    from seq2seq_rdrop.splits import load_splits
 
     data = write_data(tmp_path / "data")
     rows = (data / "train.tsv").read_text(encoding="utf-8").splitlines()

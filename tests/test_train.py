@@ -66,7 +66,7 @@ def test_checkpoint_alone_decodes_the_same_titles(finished_run, tmp_path):
     from seq2seq_rdrop.data import read_examples
     from seq2seq_rdrop.models import load_model
     from seq2seq_rdrop.tokenizer import load_tokenizer
-    from seq2seq_rdrop.training import evaluate
+    from seq2seq_rdrop.final_scores import evaluate
 
     out, _ = finished_run
     moved = shutil.copytree(out / "checkpoint", tmp_path / "ckpt")  # nothing else of the run directory
@@ -222,7 +222,7 @@ def test_train_state_reads_progress_saved_before_trainer_keep_existed():
     (their checkpoint/ held the best weights) and a resumed run must still read them."""
     from dataclasses import asdict
 
-    from seq2seq_rdrop.training import TrainState
+    from seq2seq_rdrop.train_state import TrainState
 
     old = {"step": 40, "best": 31.5, "best_step": 30, "train_seconds": 12.0, "eval_seconds": 3.0}
     state = TrainState.from_dict(old)

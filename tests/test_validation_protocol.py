@@ -10,7 +10,7 @@ from conftest import TINY, compose_config, compose_train, make_pairs, write_tiny
 
 
 def test_the_validation_split_is_the_training_file_s_last_pairs_and_leaves_training():
-    from seq2seq_rdrop.training import carve_validation
+    from seq2seq_rdrop.splits import carve_validation
 
     pairs = list(range(10))
     assert carve_validation(pairs, 3) == ([0, 1, 2, 3, 4, 5, 6], [7, 8, 9])
@@ -64,7 +64,7 @@ def test_the_constant_schedule_holds_the_peak_after_a_warm_up_of_fixed_length():
     import torch
     from omegaconf import OmegaConf
 
-    from seq2seq_rdrop.training import Deadline, Optimisation
+    from seq2seq_rdrop.train_state import Deadline, Optimisation
 
     trainer_cfg = OmegaConf.merge(compose_train([]).trainer, {"lr_schedule": "constant", "warmup_steps": 3,
                                                               "lr": 1.0})

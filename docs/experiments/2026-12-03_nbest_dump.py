@@ -4,7 +4,7 @@
                                                      [--beam-size 16] [--no-repeat-ngram 3] [--val-size 300]
 
 val: the last --val-size pairs of train.tsv (the converged protocol's validation split, as
-training.carve_validation cuts it); dev: dev.tsv. The file holds, per abstract in data order, the
+splits.carve_validation cuts it); dev: dev.tsv. The file holds, per abstract in data order, the
 candidates as [title (case restored, as users see it), sum of token log-probabilities, tokens]; no
 abstract or reference is written (the data stay in ../shared), so re-rankers read those from the data.
 Decoding options are the checkpoint's, with the beam size and n-gram blocking given here (the quality
