@@ -303,7 +303,7 @@ def run_tuning(args, overrides: list[str], protocol: dict) -> int:
     if choice is not None:
         write_atomically(report / CHOICE_FILE, json.dumps(choice, indent=2) + "\n")
         print(f"tuning complete; chosen: {choice['chosen']}", flush=True)
-    return failures + rebuild_report(report, baseline=next(iter(protocol["tuning"]["grid"]["baseline"])))
+    return failures + rebuild_report(report, baseline=protocol["tuning"]["report_baseline"])
 
 
 def run_final(args, overrides: list[str], protocol: dict) -> int:

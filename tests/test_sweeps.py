@@ -223,7 +223,7 @@ def test_the_tuning_stage_runs_every_grid_row_round_robin_on_the_tuning_seeds_th
     choice = json.loads((tmp_path / "report" / "tuning" / sweeps.CHOICE_FILE).read_text())
     assert choice["chosen"] == {"baseline": "baseline_d0.3", "random_replace": "random_replace_p0.3_all",
                                 "grad_penalty": "grad_penalty_e3", "rdrop": "rdrop_a1_d0.3"}
-    assert reports == [(tmp_path / "report" / "tuning", "baseline_d0.05")]
+    assert reports == [(tmp_path / "report" / "tuning", "baseline_d0.1")]
 
 
 def test_no_choice_is_written_while_the_grid_is_incomplete_and_the_final_stage_refuses_without_one(
