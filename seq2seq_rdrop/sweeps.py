@@ -349,6 +349,9 @@ def run_protocol_stage(args, overrides: list[str]) -> int:
         return 2
     if args.seeds_default:
         args.seeds = list(protocol["tuning" if args.stage == "tune" else "final"]["seeds"])
+    frozen = args.report_dir / "protocol.yaml"  # the report reads its endpoints and family from this copy
+    if not frozen.is_file():
+        write_atomically(frozen, (REPO / "conf" / "protocol" / f"{args.experiment}.yaml").read_text(encoding="utf-8"))
     methods = set(protocol["tuning"]["grid"])
     args.names = [n for n in args.names if n in methods]
     run_stage = run_tuning if args.stage == "tune" else run_final

@@ -46,3 +46,46 @@ def test_the_table_says_which_intervals_clear_zero(tmp_path):
     assert text.startswith("**dev ROUGE-L, greedy**") and "| random_replace − baseline | 0, 1, 2 |" in text
     row = next(line for line in text.splitlines() if line.startswith("| random_replace − baseline"))
     assert row.rstrip(" |").endswith("yes")  # a shift of 3 on every example
+
+
+def write_protocol(root, family=("random_replace", "rdrop")):
+    (root / "protocol.yaml").write_text(
+        "primary_endpoint: {split: dev, decode: main, metric: rouge-l}\n"
+        "secondary_endpoints: [{split: dev, decode: beam16, metric: rouge-l}]\n"
+        f"family: [{', '.join(family)}]\nreference_row: baseline\n", encoding="utf-8")
+
+
+def test_a_declared_protocol_confines_holm_to_its_family_and_lists_its_pairwise_contrasts(tmp_path):
+    from seq2seq_rdrop.reporting import compare
+
+    three_rows(tmp_path)
+    write_protocol(tmp_path, family=("rdrop",))
+    report = compare(tmp_path, n_boot=200, log=lambda line: None)
+    assert report["n_comparisons"] == 1
+    holm = {r["regularizer"]: r["boot"]["main"]["p_holm"] for r in report["rows"]}
+    assert holm["rdrop"] == holm["rdrop"] and holm["random_replace"] != holm["random_replace"]  # NaN: not in the family
+    assert [(c["a"], c["b"]) for c in report["contrasts"]["main"]] == [("rdrop", "baseline")]
+    text = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert text.index("## Declared before the runs") < text.index("## Summary")
+    assert "Holm's step-down adjustment runs over the declared family alone (1 comparisons" in text
+    assert "## Pairwise contrasts" in text and "| rdrop − baseline |" in text
+
+
+def test_without_a_protocol_holm_covers_every_comparison_as_before(tmp_path):
+    from seq2seq_rdrop.reporting import compare
+
+    three_rows(tmp_path)
+    report = compare(tmp_path, n_boot=200, log=lambda line: None)
+    assert report["n_comparisons"] == 2 and report["contrasts"] == {}
+    assert "## Declared before the runs" not in (tmp_path / "comparison.md").read_text(encoding="utf-8")
+
+
+def test_a_protocol_file_missing_its_declarations_is_refused_naming_it(tmp_path):
+    import pytest
+
+    from seq2seq_rdrop.reporting import CompareError, compare
+
+    three_rows(tmp_path)
+    (tmp_path / "protocol.yaml").write_text("family: [rdrop]\n", encoding="utf-8")
+    with pytest.raises(CompareError, match=r"protocol.yaml: not a declared protocol \(missing primary_endpoint"):
+        compare(tmp_path, n_boot=50, log=lambda line: None)

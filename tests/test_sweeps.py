@@ -224,6 +224,8 @@ def test_the_tuning_stage_runs_every_grid_row_round_robin_on_the_tuning_seeds_th
     assert choice["chosen"] == {"baseline": "baseline_d0.3", "random_replace": "random_replace_p0.3_all",
                                 "grad_penalty": "grad_penalty_e3", "rdrop": "rdrop_a1_d0.3"}
     assert reports == [(tmp_path / "report" / "tuning", "baseline_d0.1")]
+    frozen = (tmp_path / "report" / "protocol.yaml").read_text()  # what the final report declares
+    assert frozen == (sweeps.REPO / "conf" / "protocol" / "compare_fair.yaml").read_text()
 
 
 def test_no_choice_is_written_while_the_grid_is_incomplete_and_the_final_stage_refuses_without_one(

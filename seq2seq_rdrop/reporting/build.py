@@ -9,11 +9,11 @@ from ..metrics import METRIC_NAMES
 from ..regularizer_names import order_regularizers
 from .cost import cost_rows, equal_time_row, minutes_per_run, steps_trained
 from .curves import eval_curve
-from .paired import bootstrap_against_baseline, holm_over_report
+from .paired import bootstrap_against_baseline, holm_over_family, holm_over_report, pairwise_contrasts
 from .problems import consistency_warnings, find_problems, grid_status
 from .published import published_row
 from .runs import (FINAL, FROM_EVAL_LOG, CompareError, Run, decodings_of, diagnostic_measures, discover_runs,
-                   expected_grid, load_bench, load_notes, relative, seed_key, split_scores)
+                   expected_grid, load_bench, load_notes, load_protocol, relative, seed_key, split_scores)
 from .statistics import mean_sd
 
 
@@ -63,6 +63,14 @@ def regularizer_row(reg, runs_of, scored, ctx) -> dict:
         "diagnostics": diagnostics, "diagnostics_seeds": diagnostics_seeds,
         "published": published_row(reg),
     }
+
+
+def declared_contrasts(protocol: dict, scored: dict, split: str, decodes: list[str], n_boot: int, seed: int) -> dict:
+    """{decode: pairwise contrasts among the declared family and its reference row} for the primary endpoint's
+    decoding and each secondary one that the runs have."""
+    names = [*protocol["family"], protocol["reference_row"]]
+    wanted = [protocol["primary_endpoint"]["decode"], *(e["decode"] for e in protocol["secondary_endpoints"])]
+    return {d: pairwise_contrasts(scored, names, split, d, n_boot, seed) for d in dict.fromkeys(wanted) if d in decodes}
 
 
 def setup_facts(finished: list[Run]) -> dict[str, list[str]]:
@@ -124,10 +132,16 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
     if baseline not in {r for r, _ in scored}:
         notes.append(f"Baseline '{baseline}' has no finished run: no Δ, time ratio or equal-time point.")
     rows = [regularizer_row(reg, runs_of, scored, ctx) for reg in regs]
+    protocol = load_protocol(root)
     return {
         **ctx, "root": root, "plot_decode": decode, "bench": bench, "notes_md": load_notes(root),
         "labels": {d: decode_label(d, finished) for d in decodes},
-        "rows": rows, "n_comparisons": holm_over_report(rows, decodes),
+        "rows": rows, "protocol": protocol,
+        "n_comparisons": (holm_over_family(rows, protocol["family"], protocol["primary_endpoint"]["decode"])
+                          if protocol else holm_over_report(rows, decodes)),
+        "contrasts": declared_contrasts(protocol, scored, split, decodes, n_boot, seed) if protocol else {},
+        "capped": [(r.regularizer, r.seed) for r in finished if r.metrics.get("steps") == r.metrics.get("total_steps")
+                   and r.metrics.get("kept_step") == r.metrics.get("steps")],
         "curves": {reg: [c for c in (eval_curve(r) for r in runs_of(reg)) if c is not None] for reg in regs},
         "minutes": {reg: minutes_per_run(runs_of(reg), ctx["cost"][reg]) for reg in regs},
         "grid": (exp_regs, exp_seeds, grid_status(exp_regs, exp_seeds, problems)),

@@ -4,26 +4,10 @@ between two methods needs the interval of their direct contrast, not one signifi
 result against a third."""
 from __future__ import annotations
 
-from itertools import combinations
-
 from .build import finished_runs
 from .formatting import ci_text, p_text, table
-from .paired import paired_differences
+from .paired import pairwise_contrasts
 from .runs import discover_runs
-from .statistics import hierarchical_bootstrap
-
-
-def pairwise_contrasts(scored: dict, names: list[str], split: str, decode: str, n_boot: int, seed: int) -> list[dict]:
-    """One dict per pair of `names` (in their order, A before B): a, b, seeds, delta, ci_low, ci_high, p_value
-    (the two-sided bootstrap p of Δ = 0), per_seed."""
-    out = []
-    for a, b in combinations(names, 2):
-        seeds, diffs = paired_differences(a, b, scored, split, decode)
-        if diffs is None or diffs.shape[1] == 0:
-            continue
-        boot = hierarchical_bootstrap(diffs, n_boot, seed)
-        out.append({"a": a, "b": b, "seeds": seeds, **boot, "per_seed": [float(d) for d in diffs.mean(axis=1)]})
-    return out
 
 
 def contrasts_markdown(rows: list[dict], split: str, label: str, n_boot: int) -> str:

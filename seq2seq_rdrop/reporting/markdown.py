@@ -9,6 +9,7 @@ from ..metrics import METRIC_NAMES
 from ..regularizer_names import PUBLISHED_LABELS
 from .formatting import (METRIC_LABELS, cell, ci_text, delta_text, fmt, json_list, p_text, pm, pm_small, seeds_text,
                          table)
+from .contrasts import contrasts_markdown
 from .published import PUBLISHED
 from .runs import relative
 from .statistics import is_missing
@@ -29,14 +30,18 @@ def method_text(report: dict) -> str:
         f"and decoding). Δ is that statistic on all examples; the 95% CI is the 2.5th-97.5th percentile of the "
         f"resampled statistics; the two-sided p is min(1, 2 × min(share ≤ 0, share ≥ 0)), resolution 1/{n_boot}. "
         f"With three seeds the seed level has few distinct resamples, so these intervals are coarse; they are "
-        f"still the honest ones. {holm_text(report['n_comparisons'], b)} The bootstrap "
+        f"still the honest ones. {holm_text(report['n_comparisons'], b, report.get('protocol'))} The bootstrap "
         f"table also keeps the example-only interval (the same example indices for every seed, runs held fixed), "
         f"which ignores seed variance and is narrower. Only seeds both have enter, so Δ can differ from the "
         f"difference of the mean columns."
     )
 
 
-def holm_text(n_comparisons: int, baseline: str) -> str:
+def holm_text(n_comparisons: int, baseline: str, protocol: dict | None = None) -> str:
+    if protocol:
+        return (f"Holm's step-down adjustment runs over the declared family alone ({n_comparisons} comparisons: "
+                f"{', '.join(protocol['family'])} against {baseline} at the primary endpoint, "
+                f"{protocol['primary_endpoint']['decode']}); every other p is unadjusted and its Holm cell reads n/a.")
     if not n_comparisons:
         return f"No run here has per-example scores to compare with {baseline}'s, so there is no p to adjust (Holm)."
     return (f"Holm's step-down adjustment over all {n_comparisons} comparisons of this report (every regularizer "
@@ -159,6 +164,39 @@ def md_bootstrap(report: dict) -> list[str]:
     return [f"## Paired bootstrap of ROUGE-L against {report['baseline']}", ""] + table(header, rows) + [""]
 
 
+def md_protocol(report: dict) -> list[str]:
+    """The declared endpoints and family (REPORT_DIR/protocol.yaml), before any result."""
+    protocol = report.get("protocol")
+    if not protocol:
+        return []
+    primary, secondary = protocol["primary_endpoint"], protocol["secondary_endpoints"]
+
+    def endpoint(e):
+        return f"{e['split']} {e['metric']}, {e['decode']} ({report['labels'].get(e['decode'], 'no run has it yet')})"
+
+    capped = report["capped"]
+    return ["## Declared before the runs (protocol.yaml)", "",
+            f"- Primary endpoint: {endpoint(primary)}.",
+            "- Secondary endpoints: " + "; ".join(endpoint(e) for e in secondary) + ".",
+            f"- Confirmatory family: {', '.join(protocol['family'])}, each against {protocol['reference_row']} at the "
+            "primary endpoint; Holm over these alone.",
+            "- Pairwise contrasts among them (below) and every secondary contrast carry their 95% intervals and no "
+            "multiplicity claim; an order between two methods is read only from an interval of their direct "
+            "contrast that clears zero.",
+            f"- Runs whose kept step is their last step (still improving when they stopped): {len(capped)}"
+            + (" (" + ", ".join(f"{r} seed {s}" for r, s in capped) + ")" if capped else "") + ".", ""]
+
+
+def md_contrasts(report: dict) -> list[str]:
+    """The declared pairwise contrasts, one table per endpoint decoding."""
+    if not report.get("contrasts"):
+        return []
+    lines = ["## Pairwise contrasts (declared family and its reference row)", ""]
+    for decode, rows in report["contrasts"].items():
+        lines += [contrasts_markdown(rows, report["split"], report["labels"][decode], report["n_boot"]), ""]
+    return lines
+
+
 def md_published(report: dict) -> list[str]:
     header = ["regularizer", "published row"] + [f"ours {METRIC_LABELS[m]}" for m in METRIC_NAMES] \
         + [f"published {METRIC_LABELS[m]}" for m in METRIC_NAMES] + ["published Δ R-L"]
@@ -251,7 +289,7 @@ def md_notes(report: dict) -> list[str]:
 
 
 def write_markdown(path: Path, report: dict) -> None:
-    sections = (md_header, md_summary, md_scores, md_bootstrap, md_published, md_cost, md_equal_time,
-                md_diagnostics, md_grid, md_notes)
+    sections = (md_header, md_protocol, md_summary, md_scores, md_bootstrap, md_contrasts, md_published, md_cost,
+                md_equal_time, md_diagnostics, md_grid, md_notes)
     lines = [line for section in sections for line in section(report)]
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

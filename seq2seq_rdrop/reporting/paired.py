@@ -3,6 +3,7 @@ Holm's adjustment over every comparison of a report."""
 from __future__ import annotations
 
 import math
+from itertools import combinations
 
 import numpy as np
 
@@ -50,6 +51,16 @@ def bootstrap_against_baseline(reg, baseline, scored, split, decode, n_boot, see
             "per_seed": [float(d) for d in diffs.mean(axis=1)]}
 
 
+def holm_over_family(rows: list[dict], family: list[str], decode: str) -> int:
+    """Holm-adjusted p of a declared family alone (conf/protocol/*.yaml: each of `family` against the baseline at
+    the primary endpoint's decoding), written into those boots' p_holm; every other p_holm stays unset."""
+    boots = [row["boot"][decode] for row in rows if row["regularizer"] in family and decode in row["boot"]
+             and not is_missing(row["boot"][decode]["p_value"])]
+    for boot, adjusted in zip(boots, holm([b["p_value"] for b in boots])):
+        boot["p_holm"] = adjusted
+    return len(boots)
+
+
 def holm_over_report(rows: list[dict], decodes: list[str]) -> int:
     """Holm-adjusted p of every comparison in the report (each regularizer against the baseline, each
     decoding), written into its boot's p_holm; returns the number of comparisons adjusted for."""
@@ -57,3 +68,16 @@ def holm_over_report(rows: list[dict], decodes: list[str]) -> int:
     for boot, adjusted in zip(boots, holm([b["p_value"] for b in boots])):
         boot["p_holm"] = adjusted
     return len(boots)
+
+
+def pairwise_contrasts(scored: dict, names: list[str], split: str, decode: str, n_boot: int, seed: int) -> list[dict]:
+    """One dict per pair of `names` (in their order, A before B): a, b, seeds, delta, ci_low, ci_high, p_value
+    (the two-sided bootstrap p of Δ = 0), per_seed."""
+    out = []
+    for a, b in combinations(names, 2):
+        seeds, diffs = paired_differences(a, b, scored, split, decode)
+        if diffs is None or diffs.shape[1] == 0:
+            continue
+        boot = hierarchical_bootstrap(diffs, n_boot, seed)
+        out.append({"a": a, "b": b, "seeds": seeds, **boot, "per_seed": [float(d) for d in diffs.mean(axis=1)]})
+    return out

@@ -203,6 +203,22 @@ def load_bench(root: Path) -> dict | None:
     return load_json(path) if path.is_file() else None
 
 
+PROTOCOL_FILE = "protocol.yaml"  # a declared protocol, frozen into the report directory by its sweep
+
+
+def load_protocol(root: Path) -> dict | None:
+    """REPORT_DIR/protocol.yaml (conf/protocol/<experiment>.yaml as declared before the runs), or None."""
+    path = root / PROTOCOL_FILE
+    if not path.is_file():
+        return None
+    protocol = load_yaml(path)
+    missing = [k for k in ("primary_endpoint", "secondary_endpoints", "family", "reference_row")
+               if not isinstance(protocol, dict) or k not in protocol]
+    if missing:
+        raise CompareError(f"{path}: not a declared protocol (missing {', '.join(missing)})")
+    return protocol
+
+
 def load_notes(root: Path) -> str | None:
     path = root / "notes.md"
     return path.read_text(encoding="utf-8").strip("\n") if path.is_file() else None
