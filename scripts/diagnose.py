@@ -4,13 +4,15 @@ accuracy, robustness to a corrupted prefix). The measures are documented in seq2
 
     python scripts/diagnose.py CHECKPOINT [CHECKPOINT ...] [--out-dir DIR] [--k 8] [--seed 0]
                                [--max-examples N] [--dropout P] [--batch-size 16]
-                               [data.dir=PATH] [data.dev_file=FILE]
+                               [--val-size N] [data.dir=PATH] [data.dev_file=FILE] [data.train_file=FILE]
 
 A CHECKPOINT is a directory that training saves (HF files + tokenizer + train_config.yaml, whose
 data.max_source_len, data.max_target_len and decode.max_len are used; else 256, 64, 32). The split is
 teacher-forced: data.dir (default: as training, $CSL_DATA_DIR, data/csl, ../shared/data/csl) /
-data.dev_file (default dev.tsv), the first --max-examples pairs. --dropout P sets hidden and
-attention dropout of every checkpoint to P (default: each checkpoint's own rates).
+data.dev_file (default dev.tsv), the first --max-examples pairs; with --val-size N instead the validation split
+of training's data.val_size=N (the last N pairs of data.train_file, default train.tsv), so that a choice made on
+these measures never reads dev. --dropout P sets hidden and attention dropout of every checkpoint to P (default:
+each checkpoint's own rates).
 
 Prints a table and writes diagnostics.json, diagnostics.csv, diagnostics.md and diagnostics.png into
 --out-dir (default: <first checkpoint>/../diagnostics). The numbers depend only on the checkpoints,
@@ -35,11 +37,12 @@ from omegaconf import OmegaConf
 
 from seq2seq_rdrop.checkpoints import check_checkpoint_dir
 from seq2seq_rdrop.data import DataError, read_examples, resolve_data_dir
+from seq2seq_rdrop.splits import carve_validation
 from seq2seq_rdrop.diagnostics import MEASURE_KEYS, Settings, diagnose
 from seq2seq_rdrop.models import load_model
 from seq2seq_rdrop.tokenizer import load_tokenizer
 
-DATA_KEYS = {"dir": None, "dev_file": "dev.tsv"}  # data.KEY=VALUE overrides and their defaults
+DATA_KEYS = {"dir": None, "dev_file": "dev.tsv", "train_file": "train.tsv"}  # data.KEY=VALUE overrides and their defaults
 LENGTH_KEYS = {"data.max_source_len": 256, "data.max_target_len": 64, "decode.max_len": 32}  # training's defaults
 OUTPUTS = ("diagnostics.json", "diagnostics.csv", "diagnostics.md", "diagnostics.png")
 
@@ -61,6 +64,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--max-examples", type=int, default=None)
     parser.add_argument("--dropout", type=float, default=None, help="hidden and attention dropout for all checkpoints")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per teacher-forced batch")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help="diagnose on the last N pairs of data.train_file (training's data.val_size=N), not dev")
     overrides = [a for a in argv if a.startswith("data.") and "=" in a]
     args = parser.parse_args([a for a in argv if a not in overrides])
     data = dict(DATA_KEYS)
@@ -69,7 +74,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict]:
         if key not in DATA_KEYS:
             raise DiagnoseError(f"unknown override data.{key} (allowed: {', '.join('data.' + k for k in DATA_KEYS)})")
         data[key] = value or None
-    for name in ("k", "max_examples", "batch_size"):
+    for name in ("k", "max_examples", "batch_size", "val_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise DiagnoseError(f"--{name.replace('_', '-')}={value}: a positive integer is required")
@@ -128,11 +133,17 @@ def check_checkpoints(paths: list[str]) -> list[Checkpoint]:
     return found
 
 
-def load_split(data: dict, max_examples: int | None) -> tuple[str, list]:
+def load_split(data: dict, max_examples: int | None, val_size: int | None = None) -> tuple[str, list]:
+    """(name, examples): dev, or with val_size the validation split training carves from the training file."""
     data_dir = resolve_data_dir(data["dir"])
-    file = data_dir / (data["dev_file"] or "dev.tsv")
-    examples = read_examples(file)
-    return Path(file).stem, examples[:max_examples] if max_examples else examples
+    if val_size:
+        train_examples = read_examples(data_dir / (data["train_file"] or "train.tsv"))
+        _, examples = carve_validation(train_examples, val_size)
+        name = "val"
+    else:
+        file = data_dir / (data["dev_file"] or "dev.tsv")
+        examples, name = read_examples(file), Path(file).stem
+    return name, examples[:max_examples] if max_examples else examples
 
 
 # --------------------------------------------------------------------------- running
@@ -285,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, data = parse_args(argv)
         found = check_checkpoints(args.checkpoints)
-        split, examples = load_split(data, args.max_examples)
+        split, examples = load_split(data, args.max_examples, args.val_size)
         runs = []
         for ckpt in found:
             print(f"diagnosing {ckpt.given} on {split} (n={len(examples)}, K={args.k})", file=sys.stderr)

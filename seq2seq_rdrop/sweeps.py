@@ -38,9 +38,10 @@ def run(command: list[str], log_file: Path) -> int:
         return subprocess.run([sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = ()) -> Path | None:
-    """The pretrained checkpoint of one seed (trained unless already there); None when pretraining failed."""
-    out = work / f"pretrain_seed{seed}"
+def pretrain(work: Path, seed: int, overrides: tuple[str, ...] = (), name: str | None = None) -> Path | None:
+    """The pretrained checkpoint of one seed (trained unless already there) in WORK/<name> (default
+    pretrain_seed<S>); None when pretraining failed."""
+    out = work / (name or f"pretrain_seed{seed}")
     checkpoint = out / "checkpoint"
     if not (out / "metrics.json").is_file():
         code = run(["pretrain.py", f"seed={seed}", f"hydra.run.dir={out}", "trainer.resume=true", *overrides],
@@ -72,6 +73,97 @@ def fine_tune(work: Path, report: Path, regularizer: str, seed: int, checkpoint:
     if diagnostics:
         diagnose(out, kept, common_dropout=experiment != "compare_strong")
     return True
+
+
+def grid_overrides(protocol: dict) -> dict[str, tuple[str, ...]]:
+    """{row: train.py overrides} of every row of the tuning grid."""
+    return {row: tuple(o) for rows in protocol["tuning"]["grid"].values() for row, o in rows.items()}
+
+
+def diagnose_on_validation(out: Path, kept: Path, val_size: int) -> None:
+    """scripts/diagnose.py of the run's kept weights at their own dropout on the validation split (the last
+    val_size training pairs), into kept/diagnostics_val.json, unless it is there."""
+    target = kept / "diagnostics_val.json"
+    if target.is_file() or not (out / "checkpoint").is_dir():
+        return
+    diag_dir = out / "diagnostics_val"
+    code = run(["scripts/diagnose.py", str(out / "checkpoint"), f"--out-dir={diag_dir}", f"--val-size={val_size}"],
+               out / "diagnose.log")
+    if code == 0 and (diag_dir / DIAGNOSTICS_FILE).is_file():
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(diag_dir / DIAGNOSTICS_FILE, target)
+    else:
+        print(f"diagnostics of {out} on validation failed (exit {code}); see {out / 'diagnose.log'}", flush=True)
+
+
+def ensemble_gap(diagnostics_file: Path) -> float | None:
+    """MC-dropout ensemble minus deterministic greedy R-L of a diagnostics file, or None without it."""
+    if not diagnostics_file.is_file():
+        return None
+    measures = json.loads(diagnostics_file.read_text(encoding="utf-8"))["runs"][0]["measures"]
+    return float(measures["rouge_l_greedy_ensemble"] - measures["rouge_l_greedy_deterministic"])
+
+
+def choose_size(probe: dict, size_report: Path) -> dict | None:
+    """{"gaps": {size: gap}, "chosen": the smallest size whose gap reaches min_rouge_l_gap, or None} once every
+    size is diagnosed (None before)."""
+    gaps = {size: ensemble_gap(size_report / "runs" / f"{size}_seed{probe['seed']}" / "diagnostics_val.json")
+            for size in probe["sizes"]}
+    if any(g is None for g in gaps.values()):
+        return None
+    chosen = next((size for size, g in gaps.items() if g >= probe["min_rouge_l_gap"]), None)
+    return {"gaps": {k: round(v, 4) for k, v in gaps.items()}, "min_rouge_l_gap": probe["min_rouge_l_gap"],
+            "chosen": chosen}
+
+
+def run_size_probe(args, overrides: list[str], protocol: dict) -> int:
+    """The size probe (protocol size_probe): per size a pretraining and the baseline row on the probe's seed, each
+    diagnosed on validation into REPORT_DIR/size/runs/<size>_seed<S>/; then REPORT_DIR/size/size_choice.json and,
+    once the tuning has chosen, the probe's rows on its seeds at the chosen size (REPORT_DIR/size/<size>/runs/)."""
+    probe, experiment, grid = protocol["size_probe"], protocol["experiment"], grid_overrides(protocol)
+    report, seed, row = args.report_dir / "size", probe["seed"], probe["row"]
+    failures = 0
+    for size, model in probe["sizes"].items():
+        checkpoint = pretrain(args.work_dir, seed, (*pretrain_overrides_of(experiment), *model),
+                              name=f"pretrain_{size}_seed{seed}" if model else None)
+        if checkpoint is None:
+            failures += 1
+            continue
+        kept = report / "runs" / f"{size}_seed{seed}"
+        if model:
+            work_row = f"{row}_{size}"
+            failures += not fine_tune(args.work_dir, report, work_row, seed, checkpoint, overrides, diagnostics=False,
+                                      experiment=experiment, row_overrides=grid[row], report_name=size)
+        else:  # the current size is the tuning's own run of the row, trained by --stage tune
+            work_row, tuned_run = row, args.report_dir / "tuning" / "runs" / f"{row}_seed{seed}"
+            if not (tuned_run / "metrics.json").is_file():
+                print(f"size probe: {size} waits for the tuning's {row} seed {seed} (--stage tune)", flush=True)
+                failures += 1
+                continue
+            if not (kept / "metrics.json").is_file():
+                copy_run_files(tuned_run, kept)
+        diagnose_on_validation(args.work_dir / f"{work_row}_seed{seed}", kept, probe["val_size"])
+    choice = choose_size(probe, report)
+    if choice is None:
+        return failures + 1
+    write_atomically(report / "size_choice.json", json.dumps(choice, indent=2) + "\n")
+    tuned = args.report_dir / "tuning" / CHOICE_FILE
+    if choice["chosen"] is None or not tuned.is_file():
+        print(f"size probe: {choice}" + ("" if tuned.is_file() else "; the rows wait for the tuning's choice"), flush=True)
+        return failures
+    size, chosen = choice["chosen"], json.loads(tuned.read_text(encoding="utf-8"))["chosen"]
+    model = tuple(probe["sizes"][size])
+    for s in probe["seeds"]:
+        checkpoint = pretrain(args.work_dir, s, (*pretrain_overrides_of(experiment), *model),
+                              name=f"pretrain_{size}_seed{s}" if model else None)
+        if checkpoint is None:
+            failures += 1
+            continue
+        for method in probe["rows"]:
+            failures += not fine_tune(args.work_dir, report / size, f"{chosen[method]}_{size}", s, checkpoint, overrides,
+                                      diagnostics=args.diagnostics, experiment=experiment,
+                                      row_overrides=grid[chosen[method]], report_name=method)
+    return failures + rebuild_report(report / size)
 
 
 def copy_run_files(source: Path, target: Path) -> None:
@@ -232,7 +324,7 @@ def run_comparison(args, overrides: list[str]) -> int:
 # --------------------------------------------------------------------------- a declared protocol (compare_fair)
 
 
-STAGES = ("tune", "final")
+STAGES = ("tune", "final", "size")
 CHOICE_FILE = "choice.json"  # the tuning's chosen row of each method, in the tuning report directory
 
 
@@ -316,7 +408,7 @@ def run_final(args, overrides: list[str], protocol: dict) -> int:
         print(f"error: {choice_file}: no tuning choice yet; run --stage tune to the end first", file=sys.stderr)
         return 2
     chosen = json.loads(choice_file.read_text(encoding="utf-8"))["chosen"]
-    grid = {row: tuple(o) for rows in protocol["tuning"]["grid"].values() for row, o in rows.items()}
+    grid = grid_overrides(protocol)
     failures = 0
     for seed in args.seeds:
         checkpoint = pretrain(args.work_dir, seed, pretrain_overrides_of(experiment))
@@ -354,7 +446,7 @@ def run_protocol_stage(args, overrides: list[str]) -> int:
         write_atomically(frozen, (REPO / "conf" / "protocol" / f"{args.experiment}.yaml").read_text(encoding="utf-8"))
     methods = set(protocol["tuning"]["grid"])
     args.names = [n for n in args.names if n in methods]
-    run_stage = run_tuning if args.stage == "tune" else run_final
+    run_stage = {"tune": run_tuning, "final": run_final, "size": run_size_probe}[args.stage]
     return 1 if run_stage(args, overrides, protocol) else 0
 
 

@@ -222,3 +222,16 @@ def test_cli_bad_paths_and_mismatched_checkpoints_give_one_line_errors(tiny_toke
     assert "cannot load the model" in _one_line_error(cli, [str(corrupt), f"data.dir={data_dir}"], capsys)
     assert "no such file" in _one_line_error(cli, [good, f"data.dir={data_dir}", "data.dev_file=nope.tsv"], capsys)
     assert "data.oops" in _one_line_error(cli, [good, "data.oops=1"], capsys)
+
+
+def test_val_size_diagnoses_the_last_training_pairs_training_would_validate_on(tiny_tokenizer, data_dir, tmp_path):
+    from seq2seq_rdrop.data import read_examples
+    from seq2seq_rdrop.splits import carve_validation
+
+    cli = load_cli()
+    checkpoint = str(save(tmp_path, "unilm", tiny("unilm", tiny_tokenizer), tiny_tokenizer))
+    assert cli.main([checkpoint, "--k", "2", "--val-size", "3", f"data.dir={data_dir}",
+                     "--out-dir", str(tmp_path / "val")]) == 0
+    run = json.loads((tmp_path / "val" / "diagnostics.json").read_text())["runs"][0]
+    _, validation = carve_validation(read_examples(data_dir / "train.tsv"), 3)
+    assert run["split"] == "val" and run["n"] == len(validation) == 3

@@ -274,3 +274,30 @@ def test_a_copy_cut_short_leaves_no_metrics_and_is_redone(driver, tmp_path, monk
     monkeypatch.setattr(sweeps.shutil, "copy2", real_copy)
     assert run_comparison(args) == 0
     assert sorted(p.name for p in kept.iterdir()) == sorted(sweeps.RUN_FILES)
+
+
+def test_the_size_probe_trains_each_size_from_its_own_pretraining_and_chooses_the_smallest_with_a_gap(
+        protocol_driver, tmp_path, monkeypatch):
+    calls, _ = protocol_driver
+    gaps = {"h256_l4": 0.2, "h384_l6": 1.4, "h512_l8": 2.5}
+
+    def fake_diagnose(out, kept, val_size):
+        size = next((s for s in gaps if s in out.name), "h256_l4")
+        kept.mkdir(parents=True, exist_ok=True)
+        measures = {"rouge_l_greedy_ensemble": 40.0 + gaps[size], "rouge_l_greedy_deterministic": 40.0}
+        (kept / "diagnostics_val.json").write_text(json.dumps({"runs": [{"measures": measures}]}))
+
+    monkeypatch.setattr(sweeps, "diagnose_on_validation", fake_diagnose)
+    dirs = [f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "size", *dirs]) == 1  # waits for the tuning
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "tune", *dirs]) == 0
+    calls.clear()
+    assert run_comparison(["--experiment", "compare_fair", "--stage", "size", "--no-diagnostics", *dirs]) == 0
+    pretrains = [c for c in calls if c[0] == "pretrain.py"]
+    assert [next(p for p in c if p.startswith("hydra.run.dir=")).rsplit("/", 1)[1] for c in pretrains] == \
+        ["pretrain_h384_l6_seed1", "pretrain_h384_l6_seed2"]  # the probes' seed 0 ran in the first call
+    assert all("model.hidden_size=384" in c for c in pretrains)
+    choice = json.loads((tmp_path / "report" / "size" / "size_choice.json").read_text())
+    assert choice["chosen"] == "h384_l6"
+    rows = sorted(p.name for p in (tmp_path / "report" / "size" / "h384_l6" / "runs").iterdir())
+    assert rows == sorted(f"{m}_seed{s}" for m in ("baseline", "random_replace", "rdrop") for s in (0, 1, 2))
