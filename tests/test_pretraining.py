@@ -119,3 +119,25 @@ def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_m
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is finished" in again.stdout and "command: " not in again.stdout and "ROUGE-L" in again.stdout
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_pretraining_data_leave_out_both_the_held_out_test_and_the_validation_pairs(tmp_path):
+    """The preset scored on a held-out split (data.holdout_test=N data.val_size=M for pretrain.py too): the
+    pseudo pairs carry no text of the training file's last N + M pairs, and pretrain.exclude_last follows
+    data.holdout_test."""
+    from conftest import compose_config
+    from seq2seq_rdrop.pretraining import prepare
+
+    data = tmp_path / "csl"
+    data.mkdir()
+    train_pairs = make_pairs(60, seed=0)
+    write_tsv(data / "train.tsv", train_pairs)
+    write_tsv(data / "dev.tsv", make_pairs(8, seed=1))
+    cfg = compose_config([f"data.dir={data}", "data.holdout_test=10", "data.val_size=7", "pretrain.titles_file=null",
+                          "pretrain.heldout=8"], config="pretrain")
+    assert cfg.pretrain.exclude_last == 10
+    out, n_train, n_heldout = prepare(cfg, data, tmp_path / "pretrain_data")
+    seen = "".join((out / f).read_text(encoding="utf-8") for f in ("train.tsv", "heldout.tsv"))
+    for title, abstract in train_pairs[-17:]:
+        assert title not in seen and abstract not in seen
+    assert all(title in seen for title, _ in train_pairs[:-17])  # every other training title is used
