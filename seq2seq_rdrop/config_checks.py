@@ -159,6 +159,7 @@ def _check_data(check: Checker) -> None:
     check.text("data.dev_file")
     check.text("data.test_file", null=True)
     holdout = check.integer("data.holdout_test", 0)
+    check.integer("data.holdout_offset", 0, null=True)
     if holdout not in (_UNSET, 0) and check.get("data.test_file") not in (_UNSET, None, ""):
         raise ConfigError("data.holdout_test and data.test_file are exclusive: set one of them")
     check.integer("data.max_train_samples", 0, null=True, note=" (null or 0 = all)")
@@ -316,7 +317,13 @@ def _check_pretrain(check: Checker) -> None:
     check.number(p + "shuffle_prob", 0.0, 1.0)
     check.number(p + "context_prob", 0.0, 1.0)
     check.integer(p + "heldout", 1)
-    check.integer(p + "exclude_last", 0, null=True)
+    exclude_last = check.integer(p + "exclude_last", 0, null=True)
+    holdout, offset = check.get("data.holdout_test"), check.get("data.holdout_offset")
+    if (exclude_last is not _UNSET and isinstance(offset, int) and offset > 0 and isinstance(holdout, int)
+            and holdout > 0 and (exclude_last or 0) < holdout + offset):
+        raise ConfigError(f"pretrain.exclude_last={exclude_last} would pretrain on held-out pairs: with "
+                          f"data.holdout_test={holdout} data.holdout_offset={offset} set pretrain.exclude_last="
+                          f"{holdout + offset} (or more)")
     check.integer(p + "train_titles", 0, null=True, note=" (null = every training pair's title)")
 
 

@@ -38,9 +38,7 @@ def load_splits(cfg: DictConfig) -> Splits:
         # a test split carved from the end of the training file, for data that ships only train + dev
         if test_examples is not None:
             raise ValueError("data.holdout_test and data.test_file are exclusive: set one of them")
-        if holdout >= len(train_examples):
-            raise ValueError(f"data.holdout_test={holdout} leaves no training examples (train has {len(train_examples)})")
-        train_examples, test_examples = train_examples[:-holdout], train_examples[-holdout:]
+        train_examples, test_examples = carve_holdout(train_examples, holdout, cfg.data.get("holdout_offset") or 0)
     train_examples, val_examples = carve_validation(train_examples, cfg.data.get("val_size") or 0)
     if cfg.data.max_train_samples:
         train_examples = train_examples[: cfg.data.max_train_samples]
@@ -55,6 +53,18 @@ def load_splits(cfg: DictConfig) -> Splits:
                  cfg.data.max_eval_samples, cfg.data.max_eval_samples)
         dev_examples = dev_examples[: cfg.data.max_eval_samples]
     return Splits(data_dir, train_examples, dev_examples, test_examples, unlabeled, val_examples)
+
+
+def carve_holdout(train_examples: list, holdout: int, offset: int = 0) -> tuple[list, list]:
+    """(train, test): the `holdout` pairs that end `offset` pairs before the end of the training file become
+    the test split; the `offset` pairs after them stay in training (and data.val_size carves from them
+    first). An offset keeps a held-out split off the file's last pairs when earlier choices were made on
+    those (docs/experiments/2026-12-07_quality_heldout.md)."""
+    if holdout + offset >= len(train_examples):
+        raise ValueError(f"data.holdout_test={holdout} with data.holdout_offset={offset} leaves no training examples "
+                         f"(train has {len(train_examples)})")
+    end = len(train_examples) - offset
+    return train_examples[:end - holdout] + train_examples[end:], train_examples[end - holdout:end]
 
 
 def carve_validation(train_examples: list, val_size: int) -> tuple[list, list | None]:

@@ -455,7 +455,7 @@ def run_protocol_stage(args, overrides: list[str]) -> int:
 
 SEMI_SUPERVISED = "semi_supervised"  # its conf/experiment preset
 # train.py overrides that say where the data are: pretraining must read the same files
-PRETRAIN_DATA_KEYS = ("data.dir", "data.train_file", "data.dev_file", "data.holdout_test")
+PRETRAIN_DATA_KEYS = ("data.dir", "data.train_file", "data.dev_file", "data.holdout_test", "data.holdout_offset")
 SEMI_SUPERVISED_NOTES = """\
 Semi-supervised R-Drop (issue 18), built by `python scripts/run_semi_supervised.py`. Labelled: the
 first {labeled} pairs of train.tsv. Unlabelled: the abstracts of the other training pairs, titles never

@@ -37,6 +37,7 @@ from .config_checks import check_run_decoding, validate
 from .distributed import Dist, init_distributed, pick_device, shutdown, wrap
 from .final_scores import (
     add_floors_and_title_shapes,
+    add_word_rouge,
     evaluate,
     final_metrics,
     print_summary,
@@ -117,7 +118,8 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
     per_example = (score_final_weights(run, splits.dev, metrics)
                    if splits.val and cfg.trainer.get("score_final_weights", True) else {})
     score_kept_weights(cfg, out_dir, tokenizer, device, splits, metrics, per_example)
-    add_floors_and_title_shapes(metrics, splits.dev, out_dir)
+    add_floors_and_title_shapes(metrics, splits.dev, out_dir, splits.test)
+    add_word_rouge(metrics, splits.dev, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     print_summary(metrics, cfg, out_dir)
     return metrics

@@ -76,3 +76,30 @@ def test_title_shape_counts_what_makes_a_title_not_read_as_one_beside_the_refere
     assert shape["unbalanced_brackets"] == pytest.approx(1 / 3) and shape["starts_jiyu"] == pytest.approx(1 / 3)
     assert shape["length_ratio"] == pytest.approx((6 + 9 + 4) / (8 + 6 + 2))
     assert shape["reference_starts_jiyu"] == 0.0 and shape["reference_length"] == pytest.approx(16 / 3)
+
+
+def test_word_rouge_counts_jieba_words_so_a_word_cut_short_misses_whole_words():
+    from seq2seq_rdrop.metrics import score_corpus, word_rouge
+    from seq2seq_rdrop.words import words
+
+    assert words("基于 Sponge结构的Hash函数") == ("基于", "sponge", "结构", "的", "hash", "函数")
+    reference = "基于Sponge结构的Hash函数"
+    assert word_rouge([reference], ["基于SPONGE结构的hash函数"])["word-rouge-l"] == pytest.approx(100.0)
+    # 基于/的/hash/函数 of 6 reference words, in 5 predicted words: F1 = 2 * 4/6 * 4/5 / (4/6 + 4/5)
+    cut = word_rouge([reference], ["基于Spon的Hash函数"])
+    assert cut["word-rouge-1"] == pytest.approx(100 * 2 * (4 / 6) * (4 / 5) / (4 / 6 + 4 / 5))
+    assert cut["word-rouge-1"] < score_corpus([reference], ["基于Spon的Hash函数"])["rouge-1"]  # characters forgive more
+    assert word_rouge([reference, reference], [reference, ""]) == {
+        "word-rouge-1": 50.0, "word-rouge-2": 50.0, "word-rouge-l": 50.0, "n": 2}  # an empty title scores 0
+
+
+def test_title_shape_with_abstracts_reports_each_well_formedness_rate_beside_the_references():
+    from seq2seq_rdrop.metrics import title_shape
+    from seq2seq_rdrop.title_form import FORM_CHECKS
+
+    abstract = "本文提出一种基于Sponge结构的轻量级Hash函数,该函数在WiFi设备上运行。"
+    shape = title_shape(["基于Spon的Hash函数", "wififi设备"], ["基于Sponge结构的轻量级Hash函数", "WiFi设备"],
+                        [abstract, abstract])
+    assert shape["latin_cut_short"] == shape["repeated_piece"] == 0.5
+    assert all(shape[f"reference_{check}"] == 0.0 for check in FORM_CHECKS)
+    assert not set(FORM_CHECKS) & set(title_shape(["基于"], ["基于"]))  # without abstracts: the older keys only

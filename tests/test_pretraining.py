@@ -119,3 +119,52 @@ def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_m
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is finished" in again.stdout and "command: " not in again.stdout and "ROUGE-L" in again.stdout
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_pretraining_data_leave_out_both_the_held_out_test_and_the_validation_pairs(tmp_path):
+    """The preset scored on a held-out split (data.holdout_test=N data.val_size=M for pretrain.py too): the
+    pseudo pairs carry no text of the training file's last N + M pairs, and pretrain.exclude_last follows
+    data.holdout_test."""
+    from conftest import compose_config
+    from seq2seq_rdrop.pretraining import prepare
+
+    data = tmp_path / "csl"
+    data.mkdir()
+    train_pairs = make_pairs(60, seed=0)
+    write_tsv(data / "train.tsv", train_pairs)
+    write_tsv(data / "dev.tsv", make_pairs(8, seed=1))
+    cfg = compose_config([f"data.dir={data}", "data.holdout_test=10", "data.val_size=7", "pretrain.titles_file=null",
+                          "pretrain.heldout=8"], config="pretrain")
+    assert cfg.pretrain.exclude_last == 10
+    out, n_train, n_heldout = prepare(cfg, data, tmp_path / "pretrain_data")
+    seen = "".join((out / f).read_text(encoding="utf-8") for f in ("train.tsv", "heldout.tsv"))
+    for title, abstract in train_pairs[-17:]:
+        assert title not in seen and abstract not in seen
+    assert all(title in seen for title, _ in train_pairs[:-17])  # every other training title is used
+
+
+def test_a_held_out_split_off_the_file_s_end_needs_pretrain_exclude_last_to_cover_it(tmp_path):
+    """data.holdout_offset moves the held-out pairs before the file's last ones: pretraining must withhold
+    up to them (pretrain.exclude_last >= holdout_test + holdout_offset), and says so when it would not."""
+    import pytest
+
+    from conftest import compose_config
+    from seq2seq_rdrop.config_checks import ConfigError, validate
+    from seq2seq_rdrop.pretraining import prepare
+
+    data = tmp_path / "csl"
+    data.mkdir()
+    train_pairs = make_pairs(60, seed=0)
+    write_tsv(data / "train.tsv", train_pairs)
+    write_tsv(data / "dev.tsv", make_pairs(8, seed=1))
+    overrides = [f"data.dir={data}", "data.holdout_test=10", "data.holdout_offset=5", "pretrain.titles_file=null",
+                 "pretrain.heldout=8"]
+    with pytest.raises(ConfigError, match="pretrain.exclude_last=10 would pretrain on held-out pairs.*"
+                                          "set pretrain.exclude_last=15"):
+        validate(compose_config(overrides, config="pretrain"))
+    cfg = compose_config([*overrides, "pretrain.exclude_last=15"], config="pretrain")
+    validate(cfg)
+    out, _, _ = prepare(cfg, data, tmp_path / "pretrain_data")
+    seen = "".join((out / f).read_text(encoding="utf-8") for f in ("train.tsv", "heldout.tsv"))
+    for title, abstract in train_pairs[-15:-5]:
+        assert title not in seen and abstract not in seen

@@ -460,3 +460,27 @@ def test_a_report_without_comparisons_says_there_is_no_p_to_adjust(tmp_path):
     build(tmp_path)
     md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
     assert "there is no p to adjust (Holm)" in md and "over all 0 comparisons" not in md
+
+
+def test_word_level_rouge_is_a_secondary_table_of_the_seeds_that_recorded_it_and_absent_for_older_runs(tmp_path):
+    """Runs whose metrics.json holds word_rouge (secondary) get its mean ± sd in its own table; the
+    character tables, the CSV and the Δs do not change, and a report of older runs has no such table."""
+    rng = np.random.default_rng(3)
+    for seed in (0, 1):
+        make_run(tmp_path, "baseline", seed, _per_example(rng))
+    build(tmp_path)
+    older = {name: (tmp_path / name).read_bytes() for name in ("comparison.md", "comparison.csv")}
+    assert b"Word-level ROUGE" not in older["comparison.md"]
+    for seed, word_l in ((0, 30.0), (1, 34.0)):
+        path = tmp_path / "runs" / f"baseline_seed{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        metrics["word_rouge"] = {"note": "secondary", "dev": {"main": {"word-rouge-1": 40.0, "word-rouge-2": 20.0,
+                                                                       "word-rouge-l": word_l, "n": 12}}}
+        path.write_text(json.dumps(metrics), encoding="utf-8")
+    build(tmp_path)
+    md = (tmp_path / "comparison.md").read_text(encoding="utf-8")
+    assert "## Word-level ROUGE on dev (secondary): main" in md
+    assert "| baseline | 2 (0, 1) | 40.00 ± 0.00 | 20.00 ± 0.00 | 32.00 ± 2.83 |" in md
+    assert (tmp_path / "comparison.csv").read_bytes() == older["comparison.csv"]
+    without = md.replace(md[md.index("## Word-level ROUGE"):md.index("## Paired bootstrap")], "")
+    assert without.encode("utf-8") == older["comparison.md"]

@@ -82,3 +82,38 @@ def test_no_runs_and_missing_per_example_scores_are_named(tmp_path):
     (tmp_path / "runs" / "preset_seed0" / "example_scores.json").unlink()
     with pytest.raises(QualityReportError, match="example_scores.json: missing"):
         build_quality_report(tmp_path, dev)
+
+
+FORM = {"latin_cut_short": 0.04, "starts_inside_word": 0.02, "ends_inside_word": 0.1, "repeated_piece": 0.0,
+        "glued_spans": 0.06}
+
+
+def test_runs_with_the_new_measures_add_well_formedness_columns_word_rouge_and_the_held_out_split(tmp_path):
+    """Well-formedness rates beside the references', word-level ROUGE (secondary) and the held-out split's
+    scores with its mean over seeds appear for runs that recorded them; older run files build without them."""
+    dev, rule = write_dev(tmp_path), rule_scores()
+    for seed in range(2):
+        make_run(tmp_path, seed, rule + 10.0)
+    older = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "Latin word" not in older and "Word-level" not in older and "held-out split" not in older
+    for seed, test_l in ((0, 40.0), (1, 44.0)):
+        run = tmp_path / "runs" / f"preset_seed{seed}"
+        metrics = json.loads((run / "metrics.json").read_text())
+        shape = {**SHAPE, **FORM, **{f"reference_{k}": v / 2 for k, v in FORM.items()}}
+        metrics["dev_title_shape"] = {"main": shape}
+        metrics["word_rouge"] = {"dev": {"main": {"word-rouge-1": 50.0, "word-rouge-2": 30.0, "word-rouge-l": 45.0},
+                                         "rule": {"word-rouge-1": 40.0, "word-rouge-2": 25.0, "word-rouge-l": 38.0}}}
+        metrics["test"] = {"rouge-1": 50.0, "rouge-2": 30.0, "rouge-l": test_l, "bleu": 20.0, "n": 3}
+        metrics["test_rule"] = {"rouge-l": 41.0}
+        metrics["test_title_shape"] = {"main": shape}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        scores = json.loads((run / "example_scores.json").read_text())
+        scores["test"] = {"main": {"rouge-l": [test_l] * 3}}
+        (run / "example_scores.json").write_text(json.dumps(scores))
+    text = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "| a Latin word cut short |" in text and "| 4.0% | 2.0% | 10.0% | 0.0% | 6.0% |" in text
+    assert "| references | 9.0 | 0.0% | 0.0% | 0.0% | 25.0% | 2.0% | 1.0% | 5.0% | 0.0% | 3.0% |" in text
+    assert "## Word-level ROUGE (secondary)" in text and "| the one-line rule | 40.00 | 25.00 | 38.00 |" in text
+    assert "| preset_seed1 | 1 | " in text and "| 44.00 | 20.00 | +3.00 |" in text  # held-out R-L minus its rule
+    assert "Held-out ROUGE-L over 2 seed(s): **42.00** ± 2.83 (sd)" in text
+    assert text.startswith(older[:older.index("## Do the titles")])  # the dev part is unchanged

@@ -24,10 +24,11 @@ def test_a_run_with_a_validation_split_selects_on_it_and_scores_dev_for_kept_and
 
     data = write_tiny_csl(tmp_path)
     out = tmp_path / "run"
-    cfg = compose_train([f"data.dir={data}", "data.val_size=5", "trainer.max_steps=4", "trainer.eval_every=2",
-                         "trainer.save_every=0", "+trainer.final_decodes.beam2.beam_size=2", *TINY])
+    cfg = compose_train([f"data.dir={data}", "data.val_size=5", "data.holdout_test=6", "trainer.max_steps=4",
+                         "trainer.eval_every=2", "trainer.save_every=0", "+trainer.final_decodes.beam2.beam_size=2",
+                         *TINY])
     metrics = train(cfg, out)
-    assert metrics["selected_on"] == "val" and metrics["val"]["n"] == 5 and metrics["data"]["train"] == 48 - 5
+    assert metrics["selected_on"] == "val" and metrics["val"]["n"] == 5 and metrics["data"]["train"] == 48 - 6 - 5
     assert metrics["dev"]["n"] == 8 and metrics["decodes"]["beam2"]["dev"]["n"] == 8
     assert metrics["final"]["step"] == 4 and metrics["final"]["dev"]["n"] == 8
     assert metrics["final"]["decodes"]["beam2"]["dev"]["n"] == 8
@@ -39,6 +40,14 @@ def test_a_run_with_a_validation_split_selects_on_it_and_scores_dev_for_kept_and
     assert (out / "predictions_val.tsv").is_file() and (out / "predictions_dev_final.tsv").is_file()
     assert set(metrics["dev_title_shape"]) == {"main", "beam2", "final", "final_beam2"}
     assert metrics["dev_rule"]["n"] == metrics["dev_lead"]["n"] == 8
+    # the held-out split (data.holdout_test) gets its floors and shapes too, and every file its word-level ROUGE
+    assert metrics["test"]["n"] == metrics["test_rule"]["n"] == 6 and set(metrics["test_title_shape"]) == {"main", "beam2"}
+    for shape in (metrics["dev_title_shape"]["main"], metrics["test_title_shape"]["main"]):
+        assert {"latin_cut_short", "glued_spans", "reference_latin_cut_short", "reference_glued_spans"} <= set(shape)
+    words = metrics["word_rouge"]
+    assert set(words["dev"]) == {"main", "beam2", "final", "final_beam2", "lead", "rule"}
+    assert set(words["test"]) == {"main", "beam2"} and set(words["val"]) == {"main"}
+    assert words["test"]["main"]["n"] == 6 and "secondary" in words["note"]
     if metrics["kept_step"] == 4:  # the kept weights are the final ones: the same dev scores
         assert metrics["dev"] == metrics["final"]["dev"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..metrics import METRIC_NAMES
+from ..metrics import METRIC_NAMES, WORD_METRIC_NAMES
 from ..regularizer_names import order_regularizers
 from .cost import cost_rows, equal_time_row, minutes_per_run, steps_trained
 from .curves import eval_curve
@@ -39,6 +39,17 @@ def score_summary(runs: list[Run], split: str, decode: str) -> dict:
     return {**out, "n": len(have), "seeds": [r.seed for r in have]}
 
 
+def word_score_summary(runs: list[Run], split: str, decode: str) -> dict | None:
+    """{word metric: (mean, sd)} over the runs whose metrics.json recorded word-level ROUGE (metrics
+    ["word_rouge"], secondary) for this split and decoding, plus "seeds"; None when none did (older runs)."""
+    have = [(r, ((r.metrics.get("word_rouge") or {}).get(split) or {}).get(decode)) for r in runs]
+    have = [(r, scores) for r, scores in have if isinstance(scores, dict)]
+    if not have:
+        return None
+    return {**{m: mean_sd([float(scores[m]) for _, scores in have]) for m in WORD_METRIC_NAMES},
+            "seeds": [r.seed for r, _ in have]}
+
+
 def diagnostics_summary(runs: list[Run]) -> tuple[dict[str, tuple[float, float]], list]:
     """({measure: (mean, sd) over the seeds that have it}, the seeds that have any), each run's files read once."""
     per_run = [diagnostic_measures(r) for r in runs]
@@ -55,6 +66,7 @@ def regularizer_row(reg, runs_of, scored, ctx) -> dict:
         "regularizer": reg,
         "seeds": [r.seed for r in runs],
         "scores": {d: score_summary(runs, ctx["split"], d) for d in ctx["decodes"]},
+        "word_scores": {d: word_score_summary(runs, ctx["split"], d) for d in ctx["decodes"]},
         "boot": {d: bootstrap_against_baseline(reg, ctx["baseline"], scored, ctx["split"], d,
                                                ctx["n_boot"], ctx["seed"]) for d in ctx["decodes"]},
         "cost": cost,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..metrics import METRIC_NAMES
+from ..metrics import METRIC_NAMES, WORD_METRIC_NAMES
 from ..regularizer_names import PUBLISHED_LABELS
 from .formatting import (METRIC_LABELS, cell, ci_text, delta_text, fmt, json_list, p_text, pm, pm_small, seeds_text,
                          table)
@@ -143,6 +143,21 @@ def md_scores(report: dict) -> list[str]:
         rows = [[row["regularizer"], seeds_text(row["scores"][d]["seeds"])]
                 + [pm(row["scores"][d][m]) for m in METRIC_NAMES] for row in report["rows"]]
         lines += [f"## Scores on {report['split']}: {d} ({report['labels'][d]})", ""] + table(header, rows) + [""]
+    return lines
+
+
+def md_word_scores(report: dict) -> list[str]:
+    """Word-level ROUGE (secondary), one table per decoding that some run recorded it for; nothing for
+    reports of older runs."""
+    lines = []
+    for d in report["decodes"]:
+        rows = [[row["regularizer"], seeds_text(w["seeds"]), *(pm(w[m]) for m in WORD_METRIC_NAMES)]
+                for row in report["rows"] if (w := row["word_scores"][d]) is not None]
+        if rows:
+            lines += [f"## Word-level ROUGE on {report['split']} (secondary): {d} ({report['labels'][d]})", "",
+                      "ROUGE F1 over jieba words, lower-cased (`metrics.word_rouge`), as Chinese summarization papers "
+                      "report it beside character ROUGE; every comparison in this report uses the characters.", "",
+                      *table(["regularizer", "seeds", "word R-1", "word R-2", "word R-L"], rows), ""]
     return lines
 
 
@@ -289,7 +304,7 @@ def md_notes(report: dict) -> list[str]:
 
 
 def write_markdown(path: Path, report: dict) -> None:
-    sections = (md_header, md_protocol, md_summary, md_scores, md_bootstrap, md_contrasts, md_published, md_cost,
-                md_equal_time, md_diagnostics, md_grid, md_notes)
+    sections = (md_header, md_protocol, md_summary, md_scores, md_word_scores, md_bootstrap, md_contrasts,
+                md_published, md_cost, md_equal_time, md_diagnostics, md_grid, md_notes)
     lines = [line for section in sections for line in section(report)]
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

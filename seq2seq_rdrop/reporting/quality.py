@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import read_examples
-from ..metrics import rule_title, score_examples
+from ..metrics import WORD_METRIC_NAMES, rule_title, score_examples
+from ..title_form import FORM_LABELS
 from .formatting import table
 from .statistics import hierarchical_bootstrap, mean_sd
 
@@ -24,6 +25,7 @@ MIN_SEEDS = 3
 SHAPES = (("length", "length (characters)", "{:.1f}"), ("unbalanced_brackets", "unbalanced brackets", "{:.1%}"),
           ("boilerplate", "copied boilerplate", "{:.1%}"), ("repetitive", "a repeated 3-gram", "{:.1%}"),
           ("starts_jiyu", "starting with 基于", "{:.1%}"))
+FORM_SHAPES = tuple((k, label, "{:.1%}") for k, label in FORM_LABELS.items())  # runs since title_form's checks
 
 
 class QualityReportError(RuntimeError):
@@ -36,6 +38,7 @@ class PresetRun:
     metrics: dict
     pretrain: dict | None  # pretrain/metrics.json; None when the run fine-tuned without pretraining
     rouge_l: np.ndarray  # dev ROUGE-L per example, in dev-file order
+    test_rouge_l: np.ndarray | None = None  # the held-out split's (data.holdout_test), when the run scored one
 
     @property
     def minutes(self) -> dict[str, float]:
@@ -53,10 +56,13 @@ def load_runs(report_dir: Path) -> list[PresetRun]:
         if not scores_path.is_file():
             raise QualityReportError(f"{scores_path}: missing (the per-example scores the intervals resample)")
         pretrain_path = run_dir / "pretrain" / "metrics.json"
+        example_scores = json.loads(scores_path.read_text())
+        test = example_scores.get("test", {}).get("main")
         runs.append(PresetRun(
             name=run_dir.name, metrics=json.loads(metrics_path.read_text()),
             pretrain=json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None,
-            rouge_l=np.asarray(json.loads(scores_path.read_text())["dev"]["main"]["rouge-l"], dtype=float)))
+            rouge_l=np.asarray(example_scores["dev"]["main"]["rouge-l"], dtype=float),
+            test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None))
     if not runs:
         raise QualityReportError(f"{report_dir / 'runs'}: no run directory with a metrics.json")
     return sorted(runs, key=lambda r: (r.metrics["seed"], r.name))
@@ -140,11 +146,63 @@ def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
         "Dev, the main decoding (`metrics.title_shape`), beside the references' own rates:",
         "",
     ]
-    reference = runs[0].metrics["dev_title_shape"]["main"]
-    rows = [[r.name, *(fmt.format(r.metrics["dev_title_shape"]["main"][k]) for k, _, fmt in SHAPES)] for r in runs]
-    rows.append(["references", *(fmt.format(reference[f"reference_{k}"]) for k, _, fmt in SHAPES)])
-    lines += table(["run", *(label for _, label, _ in SHAPES)], rows)
+    lines += shape_table(runs, "dev")
+    lines += word_rouge_lines(runs)
+    lines += heldout_lines(runs, s)
     return "\n".join(lines) + "\n"
+
+
+def shape_table(runs: list[PresetRun], split: str) -> list[str]:
+    """The main decoding's title shapes on `split`, one row per run and the references' row; the
+    well-formedness checks (title_form) when every run has them."""
+    shapes = [r.metrics[f"{split}_title_shape"]["main"] for r in runs]
+    columns = SHAPES + (FORM_SHAPES if all("latin_cut_short" in shape for shape in shapes) else ())
+    rows = [[r.name, *(fmt.format(shape[k]) for k, _, fmt in columns)] for r, shape in zip(runs, shapes)]
+    rows.append(["references", *(fmt.format(shapes[0][f"reference_{k}"]) for k, _, fmt in columns)])
+    return table(["run", *(label for _, label, _ in columns)], rows)
+
+
+def word_rouge_lines(runs: list[PresetRun]) -> list[str]:
+    """Word-level ROUGE on dev (secondary), for runs that recorded it; nothing for older run files."""
+    have = [r for r in runs if "main" in r.metrics.get("word_rouge", {}).get("dev", {})]
+    if not have:
+        return []
+    rule = have[0].metrics["word_rouge"]["dev"]["rule"]
+    rows = [[r.name, *(f"{r.metrics['word_rouge']['dev']['main'][m]:.2f}" for m in WORD_METRIC_NAMES)] for r in have]
+    rows.append(["the one-line rule", *(f"{rule[m]:.2f}" for m in WORD_METRIC_NAMES)])
+    return ["", "## Word-level ROUGE (secondary)", "",
+            "Dev, the main decoding, ROUGE F1 over jieba words (`metrics.word_rouge`, lower-cased). Secondary, as "
+            "Chinese summarization papers report it beside character ROUGE: the bar and every comparison above "
+            "use the characters.", "",
+            *table(["run", "word R-1", "word R-2", "word R-L"], rows)]
+
+
+def heldout_lines(runs: list[PresetRun], s: dict) -> list[str]:
+    """The held-out split (data.holdout_test: pairs carved from the training file, never used for any
+    choice) beside dev, for runs that scored one; nothing otherwise."""
+    have = [r for r in runs if r.test_rouge_l is not None and "test" in r.metrics]
+    if not have:
+        return []
+    rows = [[r.name, r.metrics["seed"], f"{r.metrics['dev']['rouge-l']:.2f}",
+             *(f"{r.metrics['test'][k]:.2f}" for k in ("rouge-1", "rouge-2", "rouge-l", "bleu")),
+             f"{r.metrics['test']['rouge-l'] - r.metrics['test_rule']['rouge-l']:+.2f}" if "test_rule" in r.metrics
+             else "n/a"] for r in have]
+    mean, sd = mean_sd([r.metrics["test"]["rouge-l"] for r in have])
+    level = hierarchical_bootstrap(np.stack([r.test_rouge_l for r in have]), s["n_boot"], s["boot_seed"])
+    n_test = have[0].metrics["test"].get("n", len(have[0].test_rouge_l))
+    lines = ["", "## The held-out split", "",
+             f"{n_test} pairs carved from the end of the training file (`data.holdout_test`), never trained on, "
+             "pretrained on or used for any choice; the preset is scored on it once, beside dev "
+             "(docs/usage.md, docs/experiments/2026-12-07_quality_heldout.md).", "",
+             *table(["run", "seed", "dev R-L", "held-out R-1", "held-out R-2", "held-out R-L", "held-out BLEU",
+                     "held-out R-L minus the rule"], rows), "",
+             f"Held-out ROUGE-L over {len(have)} seed(s): **{mean:.2f}**"
+             + (f" ± {sd:.2f} (sd)" if len(have) > 1 else "")
+             + f", 95% interval [{level['ci_low']:.2f}, {level['ci_high']:.2f}] (the same bootstrap as above)."]
+    if all("test_title_shape" in r.metrics and "main" in r.metrics["test_title_shape"] for r in have):
+        lines += ["", "Held-out titles, the main decoding, beside the references' rates:", "",
+                  *shape_table(have, "test")]
+    return lines
 
 
 def build_quality_report(report_dir: str | Path, dev_path: str | Path, n_boot: int = 10000, seed: int = 0) -> Path:
