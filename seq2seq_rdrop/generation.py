@@ -315,7 +315,23 @@ def checked_abstracts(abstracts) -> list[str]:
         if not isinstance(text, str) or not text.strip():
             raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
                                   " every abstract must be non-empty text")
+        problem = not_text(text)
+        if problem:
+            raise GenerationError(f"abstract {i + 1} {problem}")
     return abstracts
+
+
+def not_text(text: str) -> str | None:
+    """What keeps `text` from being text the tokenizer takes, or None. A Python string can hold a lone surrogate
+    (U+D800..U+DFFF: JSON's "\\ud800" escape, or bytes read with errors="surrogateescape"), which is no Unicode
+    character: the tokenizer raises a TypeError deep inside on it. Every other code point encodes (the tokenizer
+    maps what it does not know to [UNK])."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"holds U+{ord(text[e.start]):04X} at character {e.start + 1}, a lone surrogate code point that is "
+                "not text: send the abstract as valid Unicode (UTF-8)")
+    return None
 
 
 def _one_line(e: BaseException) -> str:
@@ -400,6 +416,13 @@ def _examples(path: Path, skip_bad_lines: bool, name: str) -> Iterator[Example]:
     found = False
     try:
         for example in iter_examples(path, skip_bad_lines=skip_bad_lines, require_title=False, allow_text=True):
+            problem = not_text(example.abstract)
+            if problem:  # checked here, where the line is known, not at decoding
+                if not skip_bad_lines:
+                    raise GenerationError(f"input {name} line {example.line}: the abstract {problem} "
+                                          "(skip_bad_lines=true skips such lines)")
+                log.warning("%s line %d: skipped: the abstract %s", name, example.line, problem)
+                continue
             found = True
             yield example
     except DataError as e:
