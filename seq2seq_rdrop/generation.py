@@ -249,7 +249,7 @@ class TitleGenerator:
         Over-long abstracts are truncated, with one warning for the whole call (warn_truncated=False: none;
         self.last_truncated counts them). keep_case: None = as set at loading (default true: words of the
         abstract keep its case in the title)."""
-        from .decoding import generate
+        from .decoding import generate, phase
         from .tokenizer import decode_ids, restore_case
 
         keep_case = self.keep_case if keep_case is None else bool(keep_case)
@@ -261,7 +261,8 @@ class TitleGenerator:
         if not abstracts:
             return []
         self._check_positions(opts["max_len"])
-        lengths = self._lengths(abstracts)
+        with phase("tokenize"):
+            lengths = self._lengths(abstracts)
         try:
             check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
                               min(max(lengths), self.max_source_len) + 2, self.device)
@@ -278,7 +279,8 @@ class TitleGenerator:
             text = decode_ids(self.tokenizer, tokens)
             return restore_case(text, abstract) if keep_case else text
 
-        return [[(title(h.tokens, abstract), float(h.score)) for h in row] for row, abstract in zip(hyps, abstracts)]
+        with phase("detokenize"):
+            return [[(title(h.tokens, abstract), float(h.score)) for h in row] for row, abstract in zip(hyps, abstracts)]
 
     def generate(self, abstracts: str | Sequence[str], beam_size: int | None = None, num_return: int | None = None,
                  return_scores: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
