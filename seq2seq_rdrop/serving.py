@@ -3,7 +3,7 @@
     app = create_app(TitleGenerator.from_pretrained(path), ServerSettings(), checkpoint=path)
 
     POST /v1/titles {"abstracts": ["..."], "num_return": 3, ...}  -> {"titles": [[{"title", "score"}, ...]], "decode"}
-    GET /healthz  (model, decoding defaults, limits, queue)   GET /  (the page)   GET /docs  (FastAPI's OpenAPI page)
+    GET /healthz  (model, decoding defaults, limits, queue, time per phase)   GET /  (the page)   GET /openapi.json
 
 A request's decoding options are generate.py's decode.* options (no prefix); those left out are the
 checkpoint's. They are checked by TitleGenerator.options, the code generate.py's decoding goes through, so
@@ -17,10 +17,13 @@ the event loop stays free to read, refuse (503) and answer while torch works.
 
 Memory is bounded whatever the requests: at most queue_size requests wait, each at most max_body_bytes and
 max_total_chars; a decode holds at most max_batch abstracts x their hypotheses (check_decode: at most 64) at
-once; uvicorn refuses connections beyond limit_concurrency (run_server).
+once; RequestGuard answers 503 beyond max_requests requests at once; guarded_protocol closes connections that
+idle or trickle, and idle ones beyond max_connections.
 
-A decode that runs past server.decode_timeout_s is stopped at its next step (stop_between_steps) and its
-requests answered 504; the next batch starts only once it has stopped.
+One request cannot hurt another: abstracts are checked before they join a batch; a batch that fails anyway is
+decoded again request by request; a request past its time budget (decode_timeout_s from arrival: 504) or whose
+client went away leaves the queue, and a decode that nobody waits for any more stops at its next step
+(stop_between_steps: search steps and re-ranked candidates); the next batch starts only once it has stopped.
 """
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations (Request) at run time
 
@@ -36,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from .config_checks import DEVICE, Checker
@@ -56,7 +60,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # uvicorn's
 
 
 def _check_hosts(key: str, value):
-    if value is None or (isinstance(value, (list, tuple)) and value
+    if value is None or (isinstance(value, Sequence) and not isinstance(value, str) and value
                          and all(isinstance(h, str) and h.strip() and "/" not in h for h in value)):
         return value
     raise ConfigError(f"{key}={show(value)}: allowed values are null (the bound host's names) or a list of host "
@@ -85,6 +89,7 @@ class ServerSettings:
     max_connections: int = integer(256, 1)
     allowed_hosts: list | None = field(default=None, metadata={CHECK: _check_hosts})
     docs: bool = boolean(False)
+    threads: int | None = integer(None, 1)
     log_level: str = choice("info", LOG_LEVELS)
 
     def limits(self) -> dict:
@@ -641,8 +646,8 @@ def check_serve(cfg) -> None:
         raise ConfigError(f"device={show(check.get('device'))}: allowed values are auto, cpu, cuda, cuda:N")
     check.integer("max_source_len", 1, null=True)
     check.boolean("keep_case")
-    for name, field in server.items():
-        check.declared(f"server.{name}", field)
+    for name, declaration in server.items():
+        check.declared(f"server.{name}", declaration)
 
 
 def run_server(cfg) -> None:
@@ -655,6 +660,10 @@ def run_server(cfg) -> None:
     settings = ServerSettings(**OmegaConf.to_container(cfg.server, resolve=True))
     generator = TitleGenerator.from_pretrained(cfg.checkpoint, device=cfg.device, max_source_len=cfg.max_source_len,
                                                keep_case=cfg.keep_case)
+    if settings.threads is not None:  # the decode worker's torch threads (torch is loaded with the model)
+        import torch
+
+        torch.set_num_threads(settings.threads)
     app = create_app(generator, settings, checkpoint=str(cfg.checkpoint))
     warning = host_warning(settings)
     if warning:

@@ -205,7 +205,7 @@ def test_too_many_requests_at_once_get_json_503_with_retry_after_and_healthz_sti
     """queue_size 1 and max_batch 1: 4 requests at once at most (2 x (1 + 1)); four clients stall in their
     bodies, the fifth request is refused in JSON, /healthz is answered, and once they go, requests pass again."""
     settings = ServerSettings(queue_size=1, max_batch=1, retry_after_s=7, log_level="warning")
-    with serving(create_app(api, settings), settings) as (address, batcher):
+    with serving(create_app(api, settings), settings) as (address, _):
         stalled = [_post_bytes(address, b'{"abst', declared=50) for _ in range(4)]
         url = f"http://{address[0]}:{address[1]}"
         body = {"abstracts": random_abstracts(1, seed=23), "max_len": MAX_LEN}
