@@ -483,7 +483,9 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
     from fastapi.responses import HTMLResponse, JSONResponse
 
     settings = settings or ServerSettings()
-    phases: dict[str, float] = {}  # seconds per decoding phase, over the server's life (healthz)
+    # seconds per decoding phase over the server's life (healthz), added to by the decode thread: healthz reads a
+    # copy (dict() copies in one step; iterating it while a new phase is added would fail)
+    phases: dict[str, float] = {}
     batcher = MicroBatcher(decode or decode_with(generator, settings.max_batch, phases), settings)
 
     @asynccontextmanager
@@ -523,7 +525,7 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
                 "limits": settings.limits(),
                 "queue": {"waiting": batcher.waiting, "decoding": batcher.decoding, "batches": batcher.batches,
                           "stopped": batcher.stopped, "dropped": batcher.dropped, "retried": batcher.retried},
-                "seconds": {"decoding": round(batcher.busy_s, 3), **{k: round(v, 3) for k, v in phases.items()}}}
+                "seconds": {"decoding": round(batcher.busy_s, 3), **{k: round(v, 3) for k, v in dict(phases).items()}}}
 
     page = PAGE.read_text(encoding="utf-8")
 
