@@ -2,8 +2,8 @@
 
     curl -s localhost:8000/v1/titles -H 'Content-Type: application/json' -d '{"abstracts": ["摘要……"], "num_return": 3}'
 
-POST /v1/titles, GET /healthz, GET / (a page: paste an abstract, get titles), GET /docs (OpenAPI); binds to
-loopback unless server.host says otherwise. The app and its micro-batching: seq2seq_rdrop/serving.py;
+POST /v1/titles, GET /healthz, GET / (a page: paste an abstract, get titles), GET /openapi.json (/docs with
+server.docs=true); binds to loopback unless server.host says otherwise (warned about). The app and its micro-batching: seq2seq_rdrop/serving.py;
 options: conf/serve.yaml, `python serve.py --help`. Exit status: 0 stopped, 1 bad checkpoint, 2 bad option.
 """
 import sys

@@ -5,7 +5,7 @@ same abstracts decoded offline in generate.py's batches (TitleGenerator.hypothes
     python scripts/bench_serve.py --checkpoint RUN/checkpoint [--clients 1 4 16 64] [--seconds 15]
         [--abstracts 64] [--max-batch 16] [--note "..."] [--out outputs/benchmarks/bench_serve.md]
 
-Both servers are serve.py processes on free loopback ports (one torch thread each, OMP_NUM_THREADS=1), started
+Both servers are serve.py processes on free loopback ports (--threads torch threads each: server.threads), started
 once and loaded in turn: at each client count, the batched server and then the unbatched one (order alternating
 by level, so that machine noise hits both). Each client sends one abstract per request (the first --abstracts
 dev abstracts, read at run time from $CSL_DATA_DIR or ../shared/data/csl), waits for the answer, and sends the
@@ -14,6 +14,10 @@ answered (200, or 503 when the queue is full): the report counts the lost ones (
 Decoding: the checkpoint's own options. Latency: from sending to the whole answer, over the 200s. Peak RSS: the
 server process's VmHWM, reset at each level (/proc/PID/clear_refs); the offline row is this process's.
 Titles are checked against the offline decode's: the report counts the abstracts whose served title differs.
+Where the time went: from each server's /healthz "seconds" before and after a level, the decode worker's time
+per title answered in tokenization, search, re-ranking and turning ids into titles, the rest of its decodes,
+and the share of the level it sat idle (waiting for requests that the event loop was reading, parsing and
+answering: near 0, the decode's cost is the bound).
 """
 import argparse
 import asyncio
@@ -27,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -47,6 +50,7 @@ class LevelResult:
     titles: dict = field(default_factory=dict)  # abstract index -> served best title
     batches: int = 0
     peak_rss_mib: float | None = None
+    phase_seconds: dict = field(default_factory=dict)  # the server's /healthz "seconds" over the level
 
     @property
     def answered(self) -> int:
@@ -63,13 +67,14 @@ class LevelResult:
 class Server:
     """A serve.py process on a free loopback port."""
 
-    def __init__(self, checkpoint: str, max_batch: int, log_dir: Path):
+    def __init__(self, checkpoint: str, max_batch: int, log_dir: Path, threads: int):
         self.log_path = log_dir / f"serve_max_batch{max_batch}.log"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(REPO_ROOT / "serve.py"), f"checkpoint={checkpoint}", "server.port=0",
-                 f"server.max_batch={max_batch}", "server.log_level=warning", "server.queue_size=64"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                 f"server.max_batch={max_batch}", "server.log_level=warning", "server.queue_size=64",
+                 f"server.threads={threads}"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         self.max_batch = max_batch
         self.url = None
 
@@ -96,8 +101,11 @@ class Server:
     def peak_rss_mib(self) -> float | None:
         return _vm_hwm_mib(self.process.pid)
 
-    def batches(self) -> int:
-        return httpx.get(self.url + "healthz", timeout=60).json()["queue"]["batches"]
+    def counters(self) -> tuple[int, dict]:
+        """(decodes so far, seconds so far per phase: decoding = the decode worker busy; tokenize, search,
+        rerank, detokenize within it)."""
+        health = httpx.get(self.url + "healthz", timeout=60).json()
+        return health["queue"]["batches"], health.get("seconds", {})
 
     def stop(self) -> None:
         self.process.terminate()
@@ -154,26 +162,45 @@ async def _client(http, abstracts: list[str], first: int, deadline: float, resul
 
 def measure(server: Server, abstracts: list[str], clients: int, seconds: float) -> LevelResult:
     server.reset_peak_rss()
-    before = server.batches()
+    batches_before, seconds_before = server.counters()
     result = asyncio.run(run_level(server.url, abstracts, clients, seconds))
-    result.batches = server.batches() - before
+    batches_after, seconds_after = server.counters()
+    result.batches = batches_after - batches_before
+    result.phase_seconds = {k: v - seconds_before.get(k, 0.0) for k, v in seconds_after.items()}
     result.peak_rss_mib = server.peak_rss_mib()
     print(f"max_batch={server.max_batch} clients={clients}: {result.answered / result.seconds:.2f} titles/s, "
-          f"p95 {result.percentile(0.95):.2f} s, statuses {result.statuses}, lost {result.lost}", file=sys.stderr)
+          f"p95 {result.percentile(0.95):.2f} s, statuses {result.statuses}, lost {result.lost}; "
+          f"{where_time_went(result)}", file=sys.stderr)
     return result
+
+
+PHASES = ("tokenize", "search", "rerank", "detokenize")
+
+
+def where_time_went(r: LevelResult) -> str:
+    """Per title answered, the decode worker's milliseconds in each phase, the rest of its decodes (batching,
+    moving tensors, Python between phases), and how much of the level it was idle: waiting for requests while
+    the event loop read, parsed, queued and answered them (idle near 0: the decode is the bound)."""
+    if not r.answered or "decoding" not in r.phase_seconds:
+        return "no timing (an older server)"
+    busy = r.phase_seconds["decoding"]
+    per_title = {p: 1000 * r.phase_seconds.get(p, 0.0) / r.answered for p in PHASES}
+    other = 1000 * busy / r.answered - sum(per_title.values())
+    return (", ".join(f"{p} {ms:.1f}" for p, ms in per_title.items()) + f", other {other:.1f} ms per title; "
+            f"decode worker idle {max(0.0, 1 - busy / r.seconds):.0%} of the level")
 
 
 # --------------------------------------------------------------------------------------- offline and report
 
 
-def offline_decode(checkpoint: str, abstracts: list[str]) -> tuple[float, list[str], float | None]:
+def offline_decode(checkpoint: str, abstracts: list[str], threads: int) -> tuple[float, list[str], float | None]:
     """generate.py's way: the whole list through TitleGenerator.hypotheses in batches of 32.
     (titles/s, best titles, this process's peak RSS in MiB)."""
     import torch
 
     from seq2seq_rdrop.generation import DEFAULT_BATCH_SIZE, TitleGenerator
 
-    torch.set_num_threads(1)  # as each server
+    torch.set_num_threads(threads)  # as each server
     generator = TitleGenerator.from_pretrained(checkpoint, device="cpu")
     generator.hypotheses(abstracts[:2])  # warm-up, untimed
     start = time.perf_counter()
@@ -197,7 +224,8 @@ def report(args, offline, results, rss_reset: bool) -> str:
     lines = ["# serve.py under load: micro-batching vs unbatched serving", ""]
     lines += [f"- {line}" for line in machine_lines(torch.device("cpu"))]
     lines += [f"- checkpoint: {args.checkpoint_name}; the first {args.abstracts} dev abstracts, one per request; "
-              f"{args.seconds:g} s per level; servers: one torch thread each, queue_size 64",
+              f"{args.seconds:g} s per level; servers: {args.threads} torch thread(s) each (loaded in turn, never "
+              "together), queue_size 64",
               f"- note: {args.note}" if args.note else "", "",
               f"Offline, generate.py's batches (32) over the same abstracts: **{offline_rate:.2f} titles/s** "
               f"(peak RSS of that process {offline_rss:.0f} MiB).", "",
@@ -206,6 +234,11 @@ def report(args, offline, results, rss_reset: bool) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for batched, unbatched in results:
         lines.append(_row(batched, unbatched))
+    lines += ["", "Where the time went (decode worker, per title answered; idle: share of the level it waited for "
+                  "requests):", ""]
+    for batched, unbatched in results:
+        for name, r in (("batched", batched), ("unbatched", unbatched)):
+            lines.append(f"- {r.clients} client(s), {name}: {where_time_went(r)}")
     differing = sum(t != offline_titles[i] for b, _ in results for i, t in b.titles.items())
     lines += ["", f"Served best titles (batched server, last answer per abstract and level) that differ from the "
                   f"offline decode's: {differing}.",
@@ -229,15 +262,19 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--abstracts", type=int, default=64)
     parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads of each server's decode worker and of the offline decode (default: the "
+                             "machine's cores; the servers are loaded in turn)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "benchmarks" / "bench_serve.md"))
     args = parser.parse_args(argv)
     args.checkpoint_name = "/".join(Path(args.checkpoint).resolve().parts[-2:])  # no machine paths in the report
     abstracts = dev_abstracts(args.abstracts)
-    offline = offline_decode(args.checkpoint, abstracts)
+    offline = offline_decode(args.checkpoint, abstracts, args.threads)
     print(f"offline: {offline[0]:.2f} titles/s", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench_serve-") as logs:
-        servers = [Server(args.checkpoint, args.max_batch, Path(logs)), Server(args.checkpoint, 1, Path(logs))]
+        servers = [Server(args.checkpoint, args.max_batch, Path(logs), args.threads),
+                   Server(args.checkpoint, 1, Path(logs), args.threads)]
         try:
             results, rss_reset = _load_both(servers, abstracts, args)
         finally:

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +34,33 @@ from .decode_options import DEFAULT_DECODE
 from .rerank import NO_RERANK, parse_weights, rerank_order
 
 NEG_INF = float("-inf")
+# seconds per phase of generate() (tokenize, search, rerank), added up within timing_phases' block
+_PHASE_TOTALS: ContextVar[dict | None] = ContextVar("phase_totals", default=None)
+
+
+@contextmanager
+def timing_phases(totals: dict):
+    """Within the block (this thread only), generate() adds the seconds each of its phases takes to
+    totals[phase]: where a decode's time goes (serve.py's /healthz, scripts/bench_serve.py)."""
+    token = _PHASE_TOTALS.set(totals)
+    try:
+        yield totals
+    finally:
+        _PHASE_TOTALS.reset(token)
+
+
+@contextmanager
+def phase(name: str):
+    """The block's seconds added to timing_phases' totals[name], when within one."""
+    totals = _PHASE_TOTALS.get()
+    if totals is None:
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -370,7 +400,8 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
 
     was_training = model.training
     model.eval()
-    encoded = [model.build_example(encode_text(tokenizer, a, max_source_len), None)[0] for a in abstracts]
+    with phase("tokenize"):
+        encoded = [model.build_example(encode_text(tokenizer, a, max_source_len), None)[0] for a in abstracts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list = [None] * len(encoded)
     search, options = pick_search(decode_cfg)
@@ -381,8 +412,11 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = model.collate([(encoded[i], None, None) for i in chunk])
-        for i, hyps in zip(chunk, search(model, batch["src_ids"].to(device), **options)):
-            results[i] = reranked(hyps, weights, tokenizer, abstracts[i])[:decode_cfg.get("num_return", 1)]
+        with phase("search"):
+            found = search(model, batch["src_ids"].to(device), **options)
+        with phase("rerank"):
+            for i, hyps in zip(chunk, found):
+                results[i] = reranked(hyps, weights, tokenizer, abstracts[i])[:decode_cfg.get("num_return", 1)]
         bar.update(len(chunk))
     bar.close()
     model.train(was_training)

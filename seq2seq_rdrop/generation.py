@@ -249,7 +249,7 @@ class TitleGenerator:
         Over-long abstracts are truncated, with one warning for the whole call (warn_truncated=False: none;
         self.last_truncated counts them). keep_case: None = as set at loading (default true: words of the
         abstract keep its case in the title)."""
-        from .decoding import generate
+        from .decoding import generate, phase
         from .tokenizer import decode_ids, restore_case
 
         keep_case = self.keep_case if keep_case is None else bool(keep_case)
@@ -261,7 +261,8 @@ class TitleGenerator:
         if not abstracts:
             return []
         self._check_positions(opts["max_len"])
-        lengths = self._lengths(abstracts)
+        with phase("tokenize"):
+            lengths = self._lengths(abstracts)
         try:
             check_decode_fits(self.model, opts, min(batch_size, len(abstracts)),
                               min(max(lengths), self.max_source_len) + 2, self.device)
@@ -278,7 +279,8 @@ class TitleGenerator:
             text = decode_ids(self.tokenizer, tokens)
             return restore_case(text, abstract) if keep_case else text
 
-        return [[(title(h.tokens, abstract), float(h.score)) for h in row] for row, abstract in zip(hyps, abstracts)]
+        with phase("detokenize"):
+            return [[(title(h.tokens, abstract), float(h.score)) for h in row] for row, abstract in zip(hyps, abstracts)]
 
     def generate(self, abstracts: str | Sequence[str], beam_size: int | None = None, num_return: int | None = None,
                  return_scores: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
@@ -315,7 +317,23 @@ def checked_abstracts(abstracts) -> list[str]:
         if not isinstance(text, str) or not text.strip():
             raise GenerationError(f"abstract {i + 1} is {'empty' if isinstance(text, str) else type(text).__name__}:"
                                   " every abstract must be non-empty text")
+        problem = not_text(text)
+        if problem:
+            raise GenerationError(f"abstract {i + 1} {problem}")
     return abstracts
+
+
+def not_text(text: str) -> str | None:
+    """What keeps `text` from being text the tokenizer takes, or None. A Python string can hold a lone surrogate
+    (U+D800..U+DFFF: JSON's "\\ud800" escape, or bytes read with errors="surrogateescape"), which is no Unicode
+    character: the tokenizer raises a TypeError deep inside on it. Every other code point encodes (the tokenizer
+    maps what it does not know to [UNK])."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"holds U+{ord(text[e.start]):04X} at character {e.start + 1}, a lone surrogate code point that is "
+                "not text: send the abstract as valid Unicode (UTF-8)")
+    return None
 
 
 def _one_line(e: BaseException) -> str:
@@ -400,6 +418,13 @@ def _examples(path: Path, skip_bad_lines: bool, name: str) -> Iterator[Example]:
     found = False
     try:
         for example in iter_examples(path, skip_bad_lines=skip_bad_lines, require_title=False, allow_text=True):
+            problem = not_text(example.abstract)
+            if problem:  # checked here, where the line is known, not at decoding
+                if not skip_bad_lines:
+                    raise GenerationError(f"input {name} line {example.line}: the abstract {problem} "
+                                          "(skip_bad_lines=true skips such lines)")
+                log.warning("%s line %d: skipped: the abstract %s", name, example.line, problem)
+                continue
             found = True
             yield example
     except DataError as e:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Sequence
 
 from .errors import ConfigError
 from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
@@ -29,6 +31,21 @@ from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
 FEATURES = ("lp", "logp", "len", "mbr", "rule", "span")
 NO_RERANK = "none"
 MBR_TEMPERATURE = 3.0  # softmax(sum log p / T) weighs the other candidates in the mbr feature
+# bounded()'s settings for the features() computed in its block (a server's decode thread); none outside one
+_BOUNDS: ContextVar[tuple[Callable[[], None] | None, int | None]] = ContextVar("rerank_bounds", default=(None, None))
+
+
+@contextmanager
+def bounded(check: Callable[[], None] | None = None, mbr_evidence: int | None = None):
+    """Within the block (this thread or task only), features() calls `check` before each candidate (it raises to
+    stop: serve.py's time budget) and the mbr feature weighs only the `mbr_evidence` most likely other
+    candidates (its cost: candidates x mbr_evidence instead of candidates squared). With at most mbr_evidence
+    candidates the features are those computed without it, bit for bit."""
+    token = _BOUNDS.set((check, mbr_evidence))
+    try:
+        yield
+    finally:
+        _BOUNDS.reset(token)
 
 
 def parse_weights(value, option: str = "decode.rerank") -> dict[str, float]:
@@ -60,17 +77,33 @@ def features(titles: Sequence[str], scores: Sequence[float], log_probs: Sequence
              abstract: str) -> list[list[float]]:
     """Each candidate's FEATURES, standardised within the list (zero mean, unit spread; a constant feature
     is all zeros). titles: as decoded (lower-cased); scores and log_probs: the search's (decoding.Hypothesis)."""
+    check, mbr_evidence = _BOUNDS.get()
     source, rule = abstract.lower(), rule_title(abstract).lower()
     top = max(log_probs)
     prior = [math.exp((lp - top) / MBR_TEMPERATURE) for lp in log_probs]
+    evidence = range(len(titles))
+    if mbr_evidence is not None and len(titles) > mbr_evidence:  # the most likely, in the list's order
+        evidence = sorted(sorted(evidence, key=lambda j: -log_probs[j])[:mbr_evidence])
+    similarity: dict[tuple[int, int], float] = {}  # ROUGE-L F1 is symmetric: each pair is scored once
     rows = []
     for i, (title, score, lp) in enumerate(zip(titles, scores, log_probs)):
-        others = [j for j in range(len(titles)) if j != i]
+        if check is not None:
+            check()
+        others = [j for j in evidence if j != i]
         weight = sum(prior[j] for j in others)
-        mbr = sum(prior[j] * rouge_l(titles[j], title) for j in others) / weight if others else 0.0
+        mbr = sum(prior[j] * _pair(similarity, titles, j, i) for j in others) / weight if others else 0.0
         rows.append([score, lp, len(title), mbr, rouge_l(rule, title),
                      longest_shared_span(title, source) / max(len(title), 1)])
     return [list(z) for z in zip(*(_standardised(column) for column in zip(*rows)))]
+
+
+def _pair(similarity: dict, titles: Sequence[str], j: int, i: int) -> float:
+    """rouge_l(titles[j], titles[i]), computed once per pair: F1's precision and recall swap with the order,
+    and 2 * p * r / (p + r) is the same float either way."""
+    key = (j, i) if j < i else (i, j)
+    if key not in similarity:
+        similarity[key] = rouge_l(titles[j], titles[i])
+    return similarity[key]
 
 
 def _standardised(values: Sequence[float]) -> list[float]:

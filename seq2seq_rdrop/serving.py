@@ -3,7 +3,7 @@
     app = create_app(TitleGenerator.from_pretrained(path), ServerSettings(), checkpoint=path)
 
     POST /v1/titles {"abstracts": ["..."], "num_return": 3, ...}  -> {"titles": [[{"title", "score"}, ...]], "decode"}
-    GET /healthz  (model, decoding defaults, limits, queue)   GET /  (the page)   GET /docs  (FastAPI's OpenAPI page)
+    GET /healthz  (model, decoding defaults, limits, queue, time per phase)   GET /  (the page)   GET /openapi.json
 
 A request's decoding options are generate.py's decode.* options (no prefix); those left out are the
 checkpoint's. They are checked by TitleGenerator.options, the code generate.py's decoding goes through, so
@@ -17,34 +17,54 @@ the event loop stays free to read, refuse (503) and answer while torch works.
 
 Memory is bounded whatever the requests: at most queue_size requests wait, each at most max_body_bytes and
 max_total_chars; a decode holds at most max_batch abstracts x their hypotheses (check_decode: at most 64) at
-once; uvicorn refuses connections beyond limit_concurrency (run_server).
+once; RequestGuard answers 503 beyond max_requests requests at once; guarded_protocol closes connections that
+idle or trickle, and idle ones beyond max_connections.
 
-A decode that runs past server.decode_timeout_s is stopped at its next step (stop_between_steps) and its
-requests answered 504; the next batch starts only once it has stopped.
+One request cannot hurt another: abstracts are checked before they join a batch; a batch that fails anyway is
+decoded again request by request; a request past its time budget (decode_timeout_s from arrival: 504) or whose
+client went away leaves the queue, and a decode that nobody waits for any more stops at its next step
+(stop_between_steps: search steps and re-ranked candidates); the next batch starts only once it has stopped.
 """
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations (Request) at run time
 
 import asyncio
+import ipaddress
 import json
+import logging
 import socket
 import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from .config_checks import DEVICE, Checker
 from .errors import ConfigError, show
 from .generation import DEFAULT_DECODE, GenerationError, checked_abstracts, json_score
-from .rerank import FEATURES, NO_RERANK
-from .option_schema import choice, integer, number, text
+from .rerank import FEATURES, NO_RERANK, bounded
+from .option_schema import CHECK, boolean, choice, integer, number, text
+
+log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("serve_page.html")
+# the re-ranker's mbr feature compares each candidate with at most this many (the most likely): its cost grows
+# with candidates x this, not candidates squared (beam 64: 1024 comparisons per abstract, not 4032). The
+# preset's beam 16 is within it, so its titles are generate.py's; beyond it the server's order may differ.
+SERVER_MBR_EVIDENCE = 16
 SERVE_KEYS = ("checkpoint", "device", "max_source_len", "keep_case", "server")  # conf/serve.yaml's top level
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # uvicorn's
+
+
+def _check_hosts(key: str, value):
+    if value is None or (isinstance(value, Sequence) and not isinstance(value, str) and value
+                         and all(isinstance(h, str) and h.strip() and "/" not in h for h in value)):
+        return value
+    raise ConfigError(f"{key}={show(value)}: allowed values are null (the bound host's names) or a list of host "
+                      "names, e.g. [titles.example.org] ('*': any host)")
 
 
 @dataclass(frozen=True)
@@ -63,10 +83,59 @@ class ServerSettings:
     max_body_bytes: int = integer(262144, 1)
     decode_timeout_s: float = number(60, 0.0, low_open=True)
     retry_after_s: int = integer(1, 1)
+    header_timeout_s: float = number(10, 0.0, low_open=True)
+    body_timeout_s: float = number(30, 0.0, low_open=True)
+    keep_alive_s: int = integer(5, 1)
+    max_connections: int = integer(256, 1)
+    allowed_hosts: list | None = field(default=None, metadata={CHECK: _check_hosts})
+    docs: bool = boolean(False)
+    threads: int | None = integer(None, 1)
     log_level: str = choice("info", LOG_LEVELS)
 
     def limits(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("host", "port", "log_level")}
+        return {k: v for k, v in asdict(self).items() if k not in ("host", "port", "log_level", "allowed_hosts", "docs")}
+
+    @property
+    def max_requests(self) -> int:
+        """Requests handled at once (reading a body, waiting, decoding) beyond which one is answered 503: those
+        the queue and a batch can hold, twice over (memory stays bounded whatever the clients do)."""
+        return 2 * (self.queue_size + self.max_batch)
+
+    def hosts_answered(self) -> frozenset[str] | None:
+        """The Host header names the server answers (ports aside); None: any. server.allowed_hosts, else the
+        bound host's (loopback: its loopback names): a web page's script that reaches a loopback server through
+        a DNS name of its own (DNS rebinding) is refused."""
+        if self.allowed_hosts is not None:
+            return None if "*" in self.allowed_hosts else frozenset(h.lower() for h in self.allowed_hosts)
+        if self.host in WILDCARD_HOSTS:
+            return None
+        if is_loopback(self.host):
+            return frozenset({self.host.lower(), *LOOPBACK_NAMES})
+        return frozenset({self.host.lower()})
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_warning(settings: ServerSettings) -> str | None:
+    """What serve.py says when it listens beyond this machine."""
+    if is_loopback(settings.host):
+        return None
+    where = "every network interface" if settings.host in WILDCARD_HOSTS else settings.host
+    hosts = settings.hosts_answered()
+    return (f"warning: server.host={settings.host} serves {where}: anyone who can reach this machine can use the "
+            "server, which has no authentication (put a proxy in front, or keep 127.0.0.1); Host headers answered: "
+            + ("any (set server.allowed_hosts to the names clients use)" if hosts is None else ", ".join(sorted(hosts))))
 
 
 class RequestError(Exception):
@@ -140,18 +209,34 @@ def _check_abstracts(abstracts, settings: ServerSettings) -> None:
                                 "per request (server.max_total_chars)")
 
 
-async def read_body(request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes `limit` bytes (declared or streamed)."""
+async def read_body(request, limit: int, timeout_s: float = 30.0) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (declared or streamed), and with 408 when
+    it has not all come within `timeout_s` (a Content-Length larger than what is sent, a client that stalls):
+    the connection is closed then, not held open."""
     declared = request.headers.get("content-length", "")
     too_large = RequestError(413, f"the body exceeds {limit} bytes (server.max_body_bytes)")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+
+    from starlette.requests import ClientDisconnect
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except ClientDisconnect:
+        raise RequestError(499, "the client went away while sending the body") from None  # nobody reads it
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"the body did not arrive within {timeout_s:g} s (server.body_timeout_s): "
+                                f"{size} bytes came" + (f" of the {declared} declared" if declared else ""),
+                           headers={"Connection": "close"}) from None
     return b"".join(chunks)
 
 
@@ -169,6 +254,7 @@ class _Pending:
     abstracts: list[str]
     options: dict
     future: asyncio.Future
+    expiry: asyncio.TimerHandle | None = None  # answers 504 at the request's deadline
 
     @property
     def key(self) -> tuple:
@@ -179,7 +265,12 @@ class MicroBatcher:
     """Gathers waiting requests with the same decoding options into one decode (module docstring).
 
     decode(abstracts, options, cancelled: threading.Event) -> one result per abstract, run in one worker
-    thread; it should stop soon after `cancelled` is set (raising DecodeCancelled)."""
+    thread; it should stop soon after `cancelled` is set (raising DecodeCancelled).
+
+    Each request has one time budget, decode_timeout_s from its arrival: at its deadline it is answered 504,
+    waiting or being decoded. A request that is answered (504) or whose client went away (its future
+    cancelled) is dropped from the queue; a decode whose every request is so is stopped at its next step
+    (`cancelled`), so nobody's time goes into titles nobody will read."""
 
     def __init__(self, decode: Callable, settings: ServerSettings):
         self._decode, self._settings = decode, settings
@@ -188,6 +279,10 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self.decoding = False  # a decode is running (healthz, tests)
         self.batches = 0  # decodes run so far
+        self.stopped = 0  # decodes stopped early: every request of theirs answered (timed out) or gone
+        self.dropped = 0  # requests taken off the queue undecoded: timed out or gone while waiting
+        self.retried = 0  # batches decoded again request by request after an unexpected error
+        self.busy_s = 0.0  # the decode worker's time in decodes (bench_serve.py: how busy it is)
 
     def start(self) -> asyncio.Task:
         """The worker task, in the running event loop (each start of the app has its own loop)."""
@@ -201,13 +296,23 @@ class MicroBatcher:
         return len(self._waiting)
 
     async def submit(self, abstracts: list[str], options: dict) -> list:
-        """The results of `abstracts`, once decoded; QueueFull at once when queue_size requests wait."""
+        """The results of `abstracts`, once decoded; QueueFull at once when queue_size requests wait. A task
+        awaiting it that is cancelled (the client went away) cancels the request: the worker skips it."""
         if len(self._waiting) >= self._settings.queue_size:
             raise QueueFull()
-        pending = _Pending(abstracts, options, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        pending = _Pending(abstracts, options, loop.create_future())
+        pending.expiry = loop.call_later(self._settings.decode_timeout_s, _time_out, pending,
+                                         self._settings.decode_timeout_s)
         self._waiting.append(pending)
         self._arrived.set()
-        return await pending.future  # a client that goes away cancels it: the worker skips it
+        try:
+            return await pending.future
+        finally:
+            pending.expiry.cancel()
+            if pending in self._waiting:  # timed out or gone while waiting: its place is free at once
+                self._waiting.remove(pending)
+                self.dropped += 1
 
     async def run(self) -> None:
         """The worker: the oldest request, those that join it, one decode, the answers; forever."""
@@ -224,6 +329,7 @@ class MicroBatcher:
                 pending = self._waiting.popleft()
                 if not pending.future.done():
                     return pending
+                self.dropped += 1
             self._arrived.clear()
             await self._arrived.wait()
 
@@ -258,35 +364,61 @@ class MicroBatcher:
 
     async def _decode_and_answer(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]
+        self.dropped += len(batch) - len(live)
         if not live:
             return
+        results, error = await self._run_decode(live)
+        if error is not None and len(live) > 1 and not isinstance(error, (DecodeCancelled, RequestError)):
+            # an unexpected failure may be one request's doing (an input no check foresaw): decode each alone,
+            # so that only the offending request gets the error
+            log.warning("a batch of %d requests failed (%s); decoding them one by one", len(live), _one_line(error))
+            self.retried += 1
+            for pending in live:
+                if not pending.future.done():
+                    _answer([pending], *await self._run_decode([pending]))
+            return
+        _answer(live, results, error)
+
+    async def _run_decode(self, live: list[_Pending]) -> tuple[list | None, Exception | None]:
+        """One decode of `live`'s abstracts in the worker thread: (results, None) or (None, the error). It is
+        stopped at its next step once every request of `live` is answered or gone."""
         abstracts = [a for p in live for a in p.abstracts]
         cancelled = threading.Event()
-        work = asyncio.get_running_loop().run_in_executor(self._executor, self._decode, abstracts,
-                                                          live[0].options, cancelled)
+
+        def stop_when_nobody_waits(_future) -> None:
+            if all(p.future.done() for p in live):
+                cancelled.set()
+
+        for pending in live:
+            pending.future.add_done_callback(stop_when_nobody_waits)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        work = loop.run_in_executor(self._executor, self._decode, abstracts, live[0].options, cancelled)
         self.decoding = True
         try:
-            done, _ = await asyncio.wait({work}, timeout=self._settings.decode_timeout_s)
-            if not done:
-                cancelled.set()  # the decode stops at its next step; the next batch waits for that
-            results, error = await _outcome(work, self._settings.decode_timeout_s)
+            return await work, None
         except asyncio.CancelledError:
             cancelled.set()  # the server is stopping
             raise
+        except DecodeCancelled as e:
+            self.stopped += 1
+            return None, e
+        except Exception as e:  # answered to the batch's requests, the server goes on
+            return None, e
         finally:
             self.decoding = False
             self.batches += 1
-        _answer(live, results, error)
+            self.busy_s += loop.time() - started
+            for pending in live:
+                pending.future.remove_done_callback(stop_when_nobody_waits)
 
 
-async def _outcome(work: asyncio.Future, timeout_s: float) -> tuple[list | None, Exception | None]:
-    try:
-        return await work, None
-    except DecodeCancelled:
-        return None, RequestError(504, f"decoding took longer than {timeout_s:g} s (server.decode_timeout_s) and "
-                                       "was stopped: send fewer abstracts or ask for fewer beams or titles")
-    except Exception as e:  # answered to the batch's requests, the server goes on
-        return None, e
+def _time_out(pending: _Pending, timeout_s: float) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(RequestError(
+            504, f"the request took longer than {timeout_s:g} s (server.decode_timeout_s: its time budget, from "
+                 "arrival to answer, waiting, search and re-ranking included) and was stopped: send fewer abstracts "
+                 "or ask for fewer beams or titles"))
 
 
 def _answer(batch: list[_Pending], results: list | None, error: Exception | None) -> None:
@@ -301,30 +433,42 @@ def _answer(batch: list[_Pending], results: list | None, error: Exception | None
         start += n
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 @contextmanager
 def stop_between_steps(model, cancelled: threading.Event):
-    """While in the block, model.step raises DecodeCancelled once `cancelled` is set. decoding.py's searches
-    call model.step once per title token, so a decode stops within one step of its time limit, whatever its
+    """While in the block, model.step raises DecodeCancelled once `cancelled` is set, and so does the
+    re-ranker between candidates (rerank.bounded). decoding.py's searches call model.step once per title
+    token, so a decode stops within one step (or one candidate's features) of its time limit, whatever its
     batch, without the searches knowing. The wrapper lives on the instance, for the block only."""
     real_step = model.step
 
-    def step(*args, **kwargs):
+    def stop_if_cancelled() -> None:
         if cancelled.is_set():
             raise DecodeCancelled()
+
+    def step(*args, **kwargs):
+        stop_if_cancelled()
         return real_step(*args, **kwargs)
 
     model.step = step
     try:
-        yield
+        with bounded(stop_if_cancelled, mbr_evidence=SERVER_MBR_EVIDENCE):
+            yield
     finally:
         del model.step
 
 
-def decode_with(generator, batch_size: int) -> Callable:
-    """MicroBatcher's decode for a TitleGenerator: hypotheses() in batches of batch_size, stoppable."""
+def decode_with(generator, batch_size: int, phases: dict | None = None) -> Callable:
+    """MicroBatcher's decode for a TitleGenerator: hypotheses() in batches of batch_size, stoppable; the time
+    of each phase (decoding.timing_phases) added to `phases`."""
 
     def decode(abstracts: list[str], options: dict, cancelled: threading.Event) -> list:
-        with stop_between_steps(generator.model, cancelled):
+        from .decoding import timing_phases  # torch: loaded with the model already
+
+        with stop_between_steps(generator.model, cancelled), timing_phases(phases if phases is not None else {}):
             return generator.hypotheses(abstracts, batch_size=batch_size, **options)
 
     return decode
@@ -339,7 +483,10 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
     from fastapi.responses import HTMLResponse, JSONResponse
 
     settings = settings or ServerSettings()
-    batcher = MicroBatcher(decode or decode_with(generator, settings.max_batch), settings)
+    # seconds per decoding phase over the server's life (healthz), added to by the decode thread: healthz reads a
+    # copy (dict() copies in one step; iterating it while a new phase is added would fail)
+    phases: dict[str, float] = {}
+    batcher = MicroBatcher(decode or decode_with(generator, settings.max_batch, phases), settings)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -349,9 +496,13 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
         with suppress(asyncio.CancelledError):
             await worker
 
+    # FastAPI's /docs page loads its scripts from a CDN: blank offline, and a third party sees who reads it.
+    # Off unless server.docs; /openapi.json (what it shows) is always served.
     app = FastAPI(title="seq2seq-rdrop titles", lifespan=lifespan,
+                  docs_url="/docs" if settings.docs else None, redoc_url="/redoc" if settings.docs else None,
                   description="Paper titles for Chinese abstracts (CSL). POST /v1/titles; the page is at /.")
     app.state.batcher = batcher
+    app.add_middleware(RequestGuard, settings=settings)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, e: RequestError):
@@ -361,9 +512,10 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
     async def titles(request: Request) -> dict:
         """Titles with their scores (length-normalised log-probability, higher is better), best first, per abstract."""
         require_json(request)
-        abstracts, options = parse_titles_request(await read_body(request, settings.max_body_bytes),
+        abstracts, options = parse_titles_request(await read_body(request, settings.max_body_bytes,
+                                                                  settings.body_timeout_s),
                                                   generator, settings)
-        rows = await _submit(batcher, abstracts, options, settings)
+        rows = await _submit(batcher, abstracts, options, settings, request)
         return {"titles": [[{"title": t, "score": json_score(s)} for t, s in row] for row in rows], "decode": options}
 
     @app.get("/healthz")
@@ -371,26 +523,101 @@ def create_app(generator, settings: ServerSettings | None = None, checkpoint: st
         return {"status": "ok", "checkpoint": checkpoint, "family": getattr(generator.model, "family", None),
                 "decode": generator.decode, "max_source_len": generator.max_source_len,
                 "limits": settings.limits(),
-                "queue": {"waiting": batcher.waiting, "decoding": batcher.decoding, "batches": batcher.batches}}
+                "queue": {"waiting": batcher.waiting, "decoding": batcher.decoding, "batches": batcher.batches,
+                          "stopped": batcher.stopped, "dropped": batcher.dropped, "retried": batcher.retried},
+                "seconds": {"decoding": round(batcher.busy_s, 3), **{k: round(v, 3) for k, v in dict(phases).items()}}}
 
     page = PAGE.read_text(encoding="utf-8")
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
         return page
 
     return app
 
 
-async def _submit(batcher: MicroBatcher, abstracts: list[str], options: dict, settings: ServerSettings) -> list:
+class RequestGuard:
+    """ASGI middleware before the routes: a Host header the server does not answer to is refused (400), and
+    beyond settings.max_requests requests at once a request is answered 503 with Retry-After, in the JSON body
+    every error has. GET /healthz is always answered (it costs nothing): a monitor sees a busy server as busy,
+    not as dead."""
+
+    def __init__(self, app, settings: ServerSettings):
+        self.app, self.settings = app, settings
+        self.hosts = settings.hosts_answered()
+        self.active = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+        if self.hosts is not None and host not in self.hosts:
+            return await _send_json(send, 400, f"Host header {host or 'missing'!r} is not a name this server "
+                                               f"answers to ({', '.join(sorted(self.hosts))}; server.allowed_hosts)")
+        if scope["path"] == "/healthz":
+            return await self.app(scope, receive, send)
+        if self.active >= self.settings.max_requests:
+            return await _send_json(send, 503, f"the server is busy: {self.active} requests are being handled "
+                                               f"(2 x (server.queue_size + server.max_batch)); retry later",
+                                    {"retry-after": str(self.settings.retry_after_s)})
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+def _host_name(header: str) -> str:
+    """The host of a Host header, lower case, without its port: example.org:8000 -> example.org,
+    [::1]:8000 -> ::1."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+async def _send_json(send, status: int, detail: str, headers: dict | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   *((k.encode(), v.encode()) for k, v in (headers or {}).items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _submit(batcher: MicroBatcher, abstracts: list[str], options: dict, settings: ServerSettings,
+                  request) -> list:
+    """The request's results, or RequestError. Under uvicorn a client that goes away does not cancel its
+    handler (it only sees http.disconnect when it reads): its request is cancelled here, so that the batcher
+    drops it from the queue or stops the decode nobody else waits for."""
+    answer = asyncio.ensure_future(batcher.submit(abstracts, options))
+    gone = asyncio.ensure_future(_client_gone(request))
     try:
-        return await batcher.submit(abstracts, options)
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not answer.done():
+            answer.cancel()  # cancels the request's future: the batcher skips or stops it
+        gone.cancel()
+    if answer.cancelled():
+        raise RequestError(499, "the client went away before its titles were ready")  # nobody reads it
+    try:
+        return answer.result()
     except QueueFull:
         raise RequestError(503, f"the server is busy: {settings.queue_size} requests are waiting "
                                 "(server.queue_size); retry later",
                            headers={"Retry-After": str(settings.retry_after_s)}) from None
     except GenerationError as e:  # e.g. the batch would not fit in memory
         raise RequestError(422, str(e)) from None
+    except (RequestError, DecodeCancelled):
+        raise
+    except Exception as e:  # an unforeseen failure of this request's decode: one line, the log has the rest
+        log.error("decoding failed", exc_info=e)
+        raise RequestError(500, f"decoding failed: {_one_line(e)}") from None
+
+
+async def _client_gone(request) -> None:
+    """Returns once the client has disconnected (the body is read already: what comes next is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _request_schema() -> dict:
@@ -421,8 +648,8 @@ def check_serve(cfg) -> None:
         raise ConfigError(f"device={show(check.get('device'))}: allowed values are auto, cpu, cuda, cuda:N")
     check.integer("max_source_len", 1, null=True)
     check.boolean("keep_case")
-    for name, field in server.items():
-        check.declared(f"server.{name}", field)
+    for name, declaration in server.items():
+        check.declared(f"server.{name}", declaration)
 
 
 def run_server(cfg) -> None:
@@ -435,7 +662,14 @@ def run_server(cfg) -> None:
     settings = ServerSettings(**OmegaConf.to_container(cfg.server, resolve=True))
     generator = TitleGenerator.from_pretrained(cfg.checkpoint, device=cfg.device, max_source_len=cfg.max_source_len,
                                                keep_case=cfg.keep_case)
+    if settings.threads is not None:  # the decode worker's torch threads (torch is loaded with the model)
+        import torch
+
+        torch.set_num_threads(settings.threads)
     app = create_app(generator, settings, checkpoint=str(cfg.checkpoint))
+    warning = host_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     listening = _listen(settings.host, settings.port)
     host, port = listening.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -460,8 +694,68 @@ def _listen(host: str, port: int) -> socket.socket:
 def _serve(app, settings: ServerSettings, listening: socket.socket) -> None:
     import uvicorn
 
-    # limit_concurrency: connections beyond those the queue and a batch can hold get uvicorn's 503, so
-    # that even many slow clients cannot grow memory without bound
-    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=5,
-                            limit_concurrency=2 * (settings.queue_size + settings.max_batch))
-    uvicorn.Server(config).run(sockets=[listening])
+    uvicorn.Server(server_config(app, settings)).run(sockets=[listening])
+
+
+def server_config(app, settings: ServerSettings):
+    """uvicorn's Config for `app`: h11 with the connection guards of guarded_protocol. uvicorn's own
+    limit_concurrency is not used: it counts idle connections too, and answers in plain text."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=5,
+                          timeout_keep_alive=settings.keep_alive_s, http=guarded_protocol(settings))
+
+
+def guarded_protocol(settings: ServerSettings):
+    """uvicorn's h11 protocol, with what it lacks against idle and slow clients: a connection must complete a
+    request's headers within header_timeout_s of opening (or of its previous answer), else it is closed
+    (uvicorn's keep-alive timer stops at the first byte, so a client that sends half its headers would hold the
+    connection for ever); and beyond max_connections open connections the oldest one still waiting for headers
+    is closed, so that idle sockets can never keep a client out. Slow bodies: read_body's body_timeout_s."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    awaiting_headers: dict = {}  # connection -> its timer, oldest first (dicts keep their order)
+
+    class GuardedH11Protocol(H11Protocol):
+        _answered_cycle = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > settings.max_connections and awaiting_headers:
+                oldest = next(iter(awaiting_headers))
+                oldest._close_waiting()
+            self._await_headers()
+
+        def _await_headers(self) -> None:
+            self._stop_waiting()
+            self._answered_cycle = self.cycle  # a request other than this one ends the wait
+            awaiting_headers[self] = self.loop.call_later(settings.header_timeout_s, self._close_waiting)
+
+        def _stop_waiting(self) -> None:
+            timer = awaiting_headers.pop(self, None)
+            if timer is not None:
+                timer.cancel()
+
+        def _close_waiting(self) -> None:
+            self._stop_waiting()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not self._answered_cycle or self.conn.their_state is h11.ERROR:
+                self._stop_waiting()  # a request's headers came (or the connection broke)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # may start a pipelined request: then nothing waits
+            if not self.transport.is_closing() and self.cycle.response_complete:
+                # the next request's headers, on a kept-alive connection; also ends a body left unread (an early
+                # 413) that a client would trickle: every byte stops uvicorn's keep-alive timer
+                self._await_headers()
+
+        def connection_lost(self, exc) -> None:
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol

@@ -28,7 +28,10 @@ import httpx  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANG_GUARD_S = 180  # only against a hang: start-up and every answer come long before on any machine
-RUN_DECODE = {"beam_size": 4, "max_len": 5}  # the checkpoint's own decoding: short titles
+# the checkpoint's own decoding: short titles, re-ranked (the page must say that the scores are not the order)
+RUN_DECODE = {"beam_size": 4, "max_len": 5, "rerank": {"rule": 1.0, "len": 0.5}}
+RERANKED = (", in the re-ranker's order (decode.rerank); each score is the title's log-probability, not what the "
+            "list is ordered by")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def test_the_page_shows_the_checkpoints_beam_titles_with_scores(page, api, tmp_p
 
     expected = api.hypotheses([abstract], num_return=3)[0]  # the page keeps the checkpoint's 4 beams
     assert shown == [(title, f"{round(score, 6):.3f}") for title, score in expected]
-    assert page.text_content("#status") == "3 title(s)"
+    assert page.text_content("#status") == "3 title(s)" + RERANKED
     assert page.locator("#results button.copy").count() == 3
     assert (tmp_path / "serve_page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -109,7 +112,7 @@ def test_the_page_shows_the_checkpoints_beam_titles_with_scores(page, api, tmp_p
 def test_diverse_beams_and_sampling_from_the_page(page, mode):
     shown = ask_for_titles(page, random_abstracts(1, seed=22)[0], mode, 2)
     assert len(shown) == 2 and all(title for title, _ in shown)
-    assert page.text_content("#status") == "2 title(s)"
+    assert page.text_content("#status") == "2 title(s)" + RERANKED
 
 
 def test_an_empty_text_box_is_said_on_the_page(page):
