@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq_rdrop import sweeps
+from seq2seq_rdrop import sweep_runs, sweeps
 from seq2seq_rdrop.regularizer_names import SEMI_SUPERVISED_ROWS
 from seq2seq_rdrop.reporting import OUTPUT_NAMES
 
@@ -43,7 +43,7 @@ def fake_run(calls: list):
 def driver(monkeypatch):
     """(calls, reports): the commands the sweep ran and the (report_dir, baseline) of each report rebuilt."""
     calls, reports = [], []
-    monkeypatch.setattr(sweeps, "run", fake_run(calls))
+    monkeypatch.setattr(sweep_runs, "run", fake_run(calls))
     monkeypatch.setattr(sweeps, "rebuild_report",
                         lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
     return calls, reports
@@ -72,7 +72,7 @@ def test_one_pretraining_per_seed_and_the_same_experiment_for_every_regularizer(
         seed = next(p for p in command if p.startswith("seed=")).split("=")[1]
         assert f"model.pretrained={tmp_path / 'work'}/pretrain_seed{seed}/checkpoint" in command
     kept = tmp_path / "report" / "runs" / "rdrop_seed1"
-    assert sorted(p.name for p in kept.iterdir()) == sorted([*sweeps.RUN_FILES, "diagnostics.json"])
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*sweep_runs.RUN_FILES, "diagnostics.json"])
     assert reports == [(tmp_path / "report", "baseline")]
 
 
@@ -202,7 +202,7 @@ def protocol_driver(monkeypatch):
             values.append(10.0)
         return 30.0 + sum(values) + (1.0 if "regularizer.example_prob=1.0" in command else 0.0)
 
-    monkeypatch.setattr(sweeps, "run", scored_fake_run(calls, score_of))
+    monkeypatch.setattr(sweep_runs, "run", scored_fake_run(calls, score_of))
     monkeypatch.setattr(sweeps, "rebuild_report",
                         lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
     return calls, reports
@@ -257,18 +257,18 @@ def test_a_copy_cut_short_leaves_no_metrics_and_is_redone(driver, tmp_path, monk
     calls, _ = driver
     args = ["--seeds", "0", "--regularizers", "baseline", "--no-diagnostics",
             f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
-    real_copy = sweeps.shutil.copy2
+    real_copy = sweep_runs.shutil.copy2
 
     def full_disk(source, target):
         if Path(source).name == "example_scores.json":
             raise OSError(28, "No space left on device")
         return real_copy(source, target)
 
-    monkeypatch.setattr(sweeps.shutil, "copy2", full_disk)
+    monkeypatch.setattr(sweep_runs.shutil, "copy2", full_disk)
     with pytest.raises(OSError):
         run_comparison(args)
     kept = tmp_path / "report" / "runs" / "baseline_seed0"
     assert not (kept / "metrics.json").exists()
-    monkeypatch.setattr(sweeps.shutil, "copy2", real_copy)
+    monkeypatch.setattr(sweep_runs.shutil, "copy2", real_copy)
     assert run_comparison(args) == 0
-    assert sorted(p.name for p in kept.iterdir()) == sorted(sweeps.RUN_FILES)
+    assert sorted(p.name for p in kept.iterdir()) == sorted(sweep_runs.RUN_FILES)
