@@ -197,9 +197,10 @@ class Job:
         return Path(self.args["report"]) / "runs" / self.name
 
     def done(self) -> bool:
-        if self.stage == "diagnose":
-            return not missing_diagnoses(self.run_dir, self.kept_dir, self.args["common_dropout"])
-        return (self.kept_dir / "metrics.json").is_file()
+        finished = (self.kept_dir / "metrics.json").is_file()
+        if self.stage == "diagnose":  # of a finished fine-tuning (one whose weights are gone has none to do)
+            return finished and not missing_diagnoses(self.run_dir, self.kept_dir, self.args["common_dropout"])
+        return finished
 
     def waiting_for(self) -> Path | None:
         """The file that must exist before the job can start (its seed's pretraining, its fine-tuning), or None."""
