@@ -214,6 +214,11 @@ def sweep_status(paths: list[Path], jobs_at_once: int | None = None) -> tuple[st
     for path in paths:
         if not path.is_dir():
             raise ValueError(f"{path}: not a directory (a sweep's work dir or report dir)")
+    own = {path: sorted((path / PLAN_DIR).glob("*.json")) for path in paths}
+    work_plans = [read_plan(p) for files in own.values() for p in files]
+    for path in paths:
+        if not own[path] and any(_same_dir(plan["report_dir"], path) for plan in work_plans):
+            continue  # a report dir given with its work dir: the work dir's plan covers it
         for plan in plans_in(path) or [inferred_plan(path)]:
             key = (str(Path(plan["work_dir"])), plan["label"])
             if key not in seen:
