@@ -118,8 +118,12 @@ def comparison_arguments(argv, description: str):
 
 
 def pretrain_overrides_of(experiment: str) -> tuple[str, ...]:
-    """pretrain.py overrides an experiment needs: its validation split (data.val_size) left out."""
-    val_size = OmegaConf.select(OmegaConf.load(REPO / "conf" / "experiment" / f"{experiment}.yaml"), "data.val_size")
+    """pretrain.py overrides an experiment needs: its validation split (data.val_size) left out. The preset is
+    composed as train.py composes it, so that a value it inherits (compare_fair's, from compare_converged) counts."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        val_size = OmegaConf.select(compose("train", overrides=[f"+experiment={experiment}"]), "data.val_size")
     return (f"data.val_size={val_size}",) if val_size else ()
 
 

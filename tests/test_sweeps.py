@@ -272,3 +272,11 @@ def test_a_copy_cut_short_leaves_no_metrics_and_is_redone(driver, tmp_path, monk
     monkeypatch.setattr(sweep_runs.shutil, "copy2", real_copy)
     assert run_comparison(args) == 0
     assert sorted(p.name for p in kept.iterdir()) == sorted(sweep_runs.RUN_FILES)
+
+
+@pytest.mark.parametrize("experiment, val_size", [("compare_converged", 300), ("compare_fair", 300),
+                                                  ("compare_strong", None)])
+def test_pretraining_leaves_out_the_validation_split_an_experiment_inherits(experiment, val_size):
+    """compare_fair takes data.val_size from compare_converged (its defaults): its pretrainings leave it out too."""
+    expected = (f"data.val_size={val_size}",) if val_size else ()
+    assert sweeps.pretrain_overrides_of(experiment) == expected
