@@ -227,6 +227,7 @@ def _check_trainer(check: Checker) -> None:
     check.integer(t + "num_threads", 1, null=True, note=" (null = torch's default)")
     check.choice(t + "precision", PRECISIONS)
     check.choice(t + "keep", KEEP)
+    check.boolean(t + "tensorboard")
 
 
 def _check_owned_options(check: Checker) -> None:

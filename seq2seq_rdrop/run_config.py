@@ -5,7 +5,7 @@ it read, and the settings changed at earlier resumes. A resume compares the new 
 - settings that change the model or the data (the model group, the data files' contents, lengths,
   vocabulary, seed, regularizer, batch size, learning rate and its schedule, ...) must be equal: any
   difference refuses the resume in one line listing them;
-- MAY_CHANGE settings (the step budget, evaluation and saving cadence, device, threads, decoding) are
+- MAY_CHANGE settings (the step budget, evaluation and saving cadence, device, threads, logging, decoding) are
   applied, recorded with the step they took effect at, and reported in metrics.json.
 Data files are compared by content, so a run directory moved to a machine whose data live elsewhere
 (another data.dir) resumes.
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 RUN_CONFIG = "run_config.json"
 MAY_CHANGE = ("trainer.max_steps", "trainer.epochs", "trainer.max_minutes", "trainer.eval_every",
               "trainer.save_every", "trainer.log_every", "trainer.device", "trainer.num_threads",
-              "trainer.keep_last_states", "trainer.final_decodes", "decode")
+              "trainer.keep_last_states", "trainer.final_decodes", "trainer.tensorboard", "decode")
 # how to find the run, not what it is: never a difference (data files are compared by content instead)
 NOT_COMPARED = ("trainer.resume", "trainer.overwrite", "data.dir", "data.cache_dir", "data.train_file",
                 "data.dev_file", "data.test_file", "data.unlabeled_file")

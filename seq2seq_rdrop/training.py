@@ -10,8 +10,8 @@ below it, in the order they run:
 Everything a run writes lands in its output directory:
     metrics.json, example_scores.json, predictions_dev.tsv (and _test, and _<split>_<name> per
     trainer.final_decodes entry; predictions_dev_final*.tsv with a validation split), train_log.csv,
-    eval_log.csv, kept_dev_scores.json (kept_val_scores.json with a validation split),
-    checkpoint/ (kept model, HF format + tokenizer + resolved config), state/ (for resuming).
+    eval_log.csv, kept_dev_scores.json (kept_val_scores.json with a validation split), TensorBoard event files
+    (trainer.tensorboard: tensorboard_log.py), checkpoint/ (kept model, HF format + tokenizer + resolved config), state/ (for resuming).
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
 from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
 from .run_dir import owned_run_dir
 from .splits import load_splits
+from .tensorboard_log import RunBoard
 from .tokenizer import encode_text
 from .train_state import Deadline, Optimisation, TrainState, resume_training, rng_state
 
@@ -107,6 +108,16 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
               selection=splits.selection, unlabeled=unlabeled, record=record)
     if ctx.is_main:
         run.open_logs()
+    try:
+        return _fit_and_score(run, encoded, plan, splits, dropout)
+    finally:
+        if run.board is not None:
+            run.board.close()
+
+
+def _fit_and_score(run: Run, encoded: list, plan: StepPlan, splits, dropout: tuple[float, float]) -> dict:
+    """The steps, then (rank 0) the final scores: metrics.json, and the TensorBoard hparams with them."""
+    cfg, out_dir, ctx, model = run.cfg, run.out_dir, run.ctx, run.model
     run.fit(encoded, plan)
 
     checksums = ctx.gather(float(sum(p.detach().double().sum() for p in model.parameters())))
@@ -117,10 +128,12 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
         metrics["rank_weight_checksums"] = checksums  # equal when DDP kept the replicas in sync
     per_example = (score_final_weights(run, splits.dev, metrics)
                    if splits.val and cfg.trainer.get("score_final_weights", True) else {})
-    score_kept_weights(cfg, out_dir, tokenizer, device, splits, metrics, per_example)
+    score_kept_weights(cfg, out_dir, run.tokenizer, run.device, splits, metrics, per_example)
     add_floors_and_title_shapes(metrics, splits.dev, out_dir, splits.test)
     add_word_rouge(metrics, splits.dev, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    if run.board is not None:
+        run.board.log_final(cfg, metrics, run.state.step)
     print_summary(metrics, cfg, out_dir)
     return metrics
 
@@ -262,6 +275,7 @@ class Run:
     eval_log: CsvLog | None = None
     unlabeled: UnlabeledStream | None = None  # semi-supervised regularizers only
     record: dict | None = None  # config, data hashes, changes at resumes: state/run_config.json (run_config.py)
+    board: RunBoard | None = None  # rank 0 with trainer.tensorboard, from open_logs
 
     @property
     def eval_model(self) -> nn.Module:
@@ -276,6 +290,8 @@ class Run:
         for csv_log in (self.train_log, self.eval_log):
             csv_log.drop_after(self.state.step)  # steps a resumed run replays are logged again
         OmegaConf.save(self.cfg, self.out_dir / "config_resolved.yaml", resolve=True)
+        if self.cfg.trainer.get("tensorboard", True):
+            self.board = RunBoard(self.out_dir, self.state.step, self.state.train_seconds)
 
     def fit(self, encoded: list, plan: StepPlan) -> None:
         """Steps until plan.total_steps or the deadline, with dev evaluations; state/ saved every
@@ -362,10 +378,11 @@ class Run:
             f"{self.out_dir / 'checkpoint'}")
 
     def log_step(self, epoch: int, loss_value: float, parts: dict, stopwatch: Stopwatch) -> None:
-        self.train_log.write({"step": self.state.step, "epoch": epoch,
-                              "lr": f"{self.optim.scheduler.get_last_lr()[0]:.3e}", "loss": f"{loss_value:.5f}",
-                              **{k: f"{v:.5f}" for k, v in parts.items()},
-                              "seconds": f"{stopwatch.train_seconds():.1f}"})
+        lr, seconds = self.optim.scheduler.get_last_lr()[0], stopwatch.train_seconds()
+        self.train_log.write({"step": self.state.step, "epoch": epoch, "lr": f"{lr:.3e}", "loss": f"{loss_value:.5f}",
+                              **{k: f"{v:.5f}" for k, v in parts.items()}, "seconds": f"{seconds:.1f}"})
+        if self.board is not None:
+            self.board.log_step(self.state.step, loss_value, parts, lr, seconds)
 
     def evaluate_and_keep(self, bar, stopwatch: Stopwatch) -> None:
         """Scores of eval_model on the selection split (dev, or val); checkpoint/ gets its weights when they
@@ -375,8 +392,11 @@ class Run:
         started = time.perf_counter()
         scores, predictions = evaluate(self.eval_model, self.tokenizer, examples, self.cfg, self.device)
         self.model.train()
+        seconds = time.perf_counter() - started
         self.eval_log.write({"step": state.step, **{k: f"{scores[k]:.2f}" for k in METRIC_NAMES},
-                             "n": scores["n"], "seconds": f"{time.perf_counter() - started:.1f}"})
+                             "n": scores["n"], "seconds": f"{seconds:.1f}"})
+        if self.board is not None:
+            self.board.log_evaluation(state.step, name, scores, seconds)
         bar.write(f"step {state.step}: {name} " + " ".join(f"{k} {scores[k]:.2f}" for k in METRIC_NAMES))
         improved = scores[trainer_cfg.monitor] > state.best
         if improved:
@@ -400,5 +420,7 @@ class Run:
             if self.record is not None:
                 write_run_record(tmp, self.record)
         atomic_write_dir(self.out_dir / "state", write)
+        if self.board is not None:
+            self.board.flush()  # the events up to the saved step are on disk: a resume after a kill loses none
         if self.cfg.trainer.keep_last_states > 1:  # earlier states for scripts/average_checkpoints.py
             keep_state_copy(self.out_dir, self.state.step, self.cfg.trainer.keep_last_states)

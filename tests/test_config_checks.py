@@ -136,6 +136,7 @@ BAD = [
     ("trainer.precision=fp8", "trainer.precision='fp8': allowed values are fp32, bf16"),
     ("trainer.device=tpu", "trainer.device='tpu': allowed values are auto, cpu, cuda, cuda:N"),
     ("trainer.fast_dropout=maybe", "trainer.fast_dropout='maybe': allowed values are true or false"),
+    ("trainer.tensorboard=maybe", "trainer.tensorboard='maybe': allowed values are true or false"),
     ("trainer.resume=/no/such/state", "trainer.resume=/no/such/state: no such directory"),
     ("+trainer.final_decodes.wide.beam_size=100", "trainer.final_decodes.wide.beam_size=100: allowed values are 1 to 64"),
     ("+trainer.final_decodes.wide.beam=4", "trainer.final_decodes.wide.beam: unknown decoding option"),

@@ -19,3 +19,4 @@ def test_two_cpu_ranks_end_with_identical_weights(data_dir, tmp_path):
     first, second = metrics["rank_weight_checksums"]
     assert first == second
     assert (out / "checkpoint" / "model.safetensors").is_file() and (out / "predictions_dev.tsv").is_file()
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1  # TensorBoard: rank 0's event file alone

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq_rdrop import sweeps
+from seq2seq_rdrop import sweep_runs, sweeps
 from seq2seq_rdrop.regularizer_names import SEMI_SUPERVISED_ROWS
 from seq2seq_rdrop.reporting import OUTPUT_NAMES
 
@@ -43,7 +43,7 @@ def fake_run(calls: list):
 def driver(monkeypatch):
     """(calls, reports): the commands the sweep ran and the (report_dir, baseline) of each report rebuilt."""
     calls, reports = [], []
-    monkeypatch.setattr(sweeps, "run", fake_run(calls))
+    monkeypatch.setattr(sweep_runs, "run", fake_run(calls))
     monkeypatch.setattr(sweeps, "rebuild_report",
                         lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
     return calls, reports
@@ -72,7 +72,7 @@ def test_one_pretraining_per_seed_and_the_same_experiment_for_every_regularizer(
         seed = next(p for p in command if p.startswith("seed=")).split("=")[1]
         assert f"model.pretrained={tmp_path / 'work'}/pretrain_seed{seed}/checkpoint" in command
     kept = tmp_path / "report" / "runs" / "rdrop_seed1"
-    assert sorted(p.name for p in kept.iterdir()) == sorted([*sweeps.RUN_FILES, "diagnostics.json"])
+    assert sorted(p.name for p in kept.iterdir()) == sorted([*sweep_runs.RUN_FILES, "diagnostics.json"])
     assert reports == [(tmp_path / "report", "baseline")]
 
 
@@ -202,7 +202,7 @@ def protocol_driver(monkeypatch):
             values.append(10.0)
         return 30.0 + sum(values) + (1.0 if "regularizer.example_prob=1.0" in command else 0.0)
 
-    monkeypatch.setattr(sweeps, "run", scored_fake_run(calls, score_of))
+    monkeypatch.setattr(sweep_runs, "run", scored_fake_run(calls, score_of))
     monkeypatch.setattr(sweeps, "rebuild_report",
                         lambda report, baseline="baseline": reports.append((report, baseline)) or 0)
     return calls, reports
@@ -259,21 +259,21 @@ def test_a_copy_cut_short_leaves_no_metrics_and_is_redone(driver, tmp_path, monk
     calls, _ = driver
     args = ["--seeds", "0", "--regularizers", "baseline", "--no-diagnostics",
             f"--work-dir={tmp_path / 'work'}", f"--report-dir={tmp_path / 'report'}"]
-    real_copy = sweeps.shutil.copy2
+    real_copy = sweep_runs.shutil.copy2
 
     def full_disk(source, target):
         if Path(source).name == "example_scores.json":
             raise OSError(28, "No space left on device")
         return real_copy(source, target)
 
-    monkeypatch.setattr(sweeps.shutil, "copy2", full_disk)
+    monkeypatch.setattr(sweep_runs.shutil, "copy2", full_disk)
     with pytest.raises(OSError):
         run_comparison(args)
     kept = tmp_path / "report" / "runs" / "baseline_seed0"
     assert not (kept / "metrics.json").exists()
-    monkeypatch.setattr(sweeps.shutil, "copy2", real_copy)
+    monkeypatch.setattr(sweep_runs.shutil, "copy2", real_copy)
     assert run_comparison(args) == 0
-    assert sorted(p.name for p in kept.iterdir()) == sorted(sweeps.RUN_FILES)
+    assert sorted(p.name for p in kept.iterdir()) == sorted(sweep_runs.RUN_FILES)
 
 
 def test_the_size_probe_trains_each_size_from_its_own_pretraining_and_chooses_the_smallest_with_a_gap(
@@ -282,7 +282,7 @@ def test_the_size_probe_trains_each_size_from_its_own_pretraining_and_chooses_th
     gaps = {"h256_l4": 0.2, "h384_l6": 1.4, "h512_l8": 2.5}
 
     def fake_diagnose(out, kept, val_size):
-        size = next((s for s in gaps if s in out.name), "h256_l4")
+        size = next((s for s in gaps if s in str(out)), "h256_l4")
         kept.mkdir(parents=True, exist_ok=True)
         measures = {"rouge_l_greedy_ensemble": 40.0 + gaps[size], "rouge_l_greedy_deterministic": 40.0}
         (kept / "diagnostics_val.json").write_text(json.dumps({"runs": [{"measures": measures}]}))
@@ -294,10 +294,18 @@ def test_the_size_probe_trains_each_size_from_its_own_pretraining_and_chooses_th
     calls.clear()
     assert run_comparison(["--experiment", "compare_fair", "--stage", "size", "--no-diagnostics", *dirs]) == 0
     pretrains = [c for c in calls if c[0] == "pretrain.py"]
-    assert [next(p for p in c if p.startswith("hydra.run.dir=")).rsplit("/", 1)[1] for c in pretrains] == \
-        ["pretrain_h384_l6_seed1", "pretrain_h384_l6_seed2"]  # the probes' seed 0 ran in the first call
+    assert [next(p for p in c if p.startswith("hydra.run.dir=")).split("/")[-2:] for c in pretrains] == \
+        [["size_h384_l6", "pretrain_seed1"], ["size_h384_l6", "pretrain_seed2"]]  # seed 0's ran in the first call
     assert all("model.hidden_size=384" in c for c in pretrains)
     choice = json.loads((tmp_path / "report" / "size" / "size_choice.json").read_text())
     assert choice["chosen"] == "h384_l6"
     rows = sorted(p.name for p in (tmp_path / "report" / "size" / "h384_l6" / "runs").iterdir())
     assert rows == sorted(f"{m}_seed{s}" for m in ("baseline", "random_replace", "rdrop") for s in (0, 1, 2))
+
+
+@pytest.mark.parametrize("experiment, val_size", [("compare_converged", 300), ("compare_fair", 300),
+                                                  ("compare_strong", None)])
+def test_pretraining_leaves_out_the_validation_split_an_experiment_inherits(experiment, val_size):
+    """compare_fair takes data.val_size from compare_converged (its defaults): its pretrainings leave it out too."""
+    expected = (f"data.val_size={val_size}",) if val_size else ()
+    assert sweeps.pretrain_overrides_of(experiment) == expected
