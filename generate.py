@@ -13,7 +13,7 @@ hypothesis, best first), or JSON lines with output_format=jsonl. stdout carries 
 warnings, errors, the progress bar and (when titles go to stdout) the evaluate=true table go to
 stderr. Decoding follows the checkpoint's generation_config.json unless decode.* says otherwise;
 titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding and
-never replaces a symlink, FIFO or device node. Exit status: 0 done, 1 bad checkpoint, input or
+never replaces a symlink, FIFO or device node, nor lands in the checkpoint directory. Exit status: 0 done, 1 bad checkpoint, input or
 output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
 """
 from __future__ import annotations
@@ -123,7 +123,8 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
             raise
         raise UsageError(str(e)) from None
     with stream_input(cfg.input, skip_bad_lines=cfg.skip_bad_lines, stdin=stdin) as (n_lines, examples):
-        output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input))
+        output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input),
+                                                                                checkpoint=checkpoint)
         try:
             return _generate(cfg, checkpoint, overrides, decode, (n_lines, examples), output, stdout, stderr)
         finally:
