@@ -12,9 +12,9 @@ Writes abstract_id<TAB>title<TAB>score (abstract_id = the input line number; n-b
 hypothesis, best first), or JSON lines with output_format=jsonl. stdout carries only the titles:
 warnings, errors, the progress bar and (when titles go to stdout) the evaluate=true table go to
 stderr. Decoding follows the checkpoint's generation_config.json unless decode.* says otherwise;
-titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding and
-never replaces a symlink, FIFO or device node, nor lands in the checkpoint directory. Exit status: 0 done, 1 bad checkpoint, input or
-output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
+titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding,
+never replaces a symlink, FIFO or device node, and never lands in the checkpoint directory. Exit status: 0
+done, 1 bad checkpoint, input or output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
 """
 from __future__ import annotations
 
