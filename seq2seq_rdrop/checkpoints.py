@@ -26,6 +26,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from .decode_options import from_generation_config, to_generation_config
+from .errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,9 @@ def _write_failure_reason(e: BaseException, directory: Path) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         cause = "no space left on the device"
     elif isinstance(e, OSError):
-        cause = e.strerror or _one_line(e)
+        cause = e.strerror or one_line(e)
     else:
-        cause = f"the file was written incompletely ({_one_line(e, 120)})"
+        cause = f"the file was written incompletely ({one_line(e, 120)})"
     return cause + (f"; {free / 2**20:.0f} MiB free on its disk" if free is not None else "")
 
 
@@ -169,7 +170,7 @@ def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({GENERATION_CONFIG} is not valid "
-                              f"JSON: {_one_line(e)})") from None
+                              f"JSON: {one_line(e)})") from None
     return from_generation_config(config)
 
 
@@ -218,11 +219,6 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     return path
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _safetensors_header(file: Path) -> dict:
     """The tensor table of a .safetensors file, checked against the file's size (a truncated or damaged
     file raises ValueError saying so)."""
@@ -254,7 +250,7 @@ def verify_checkpoint_files(path: str | Path) -> None:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ValueError(f"config.json is not valid JSON: {_one_line(e)}") from None
+        raise ValueError(f"config.json is not valid JSON: {one_line(e)}") from None
     if not isinstance(config, dict):
         raise ValueError("config.json is not a JSON object")
     vocab_size = config.get("vocab_size")
@@ -308,7 +304,7 @@ def loading_checkpoint(path: str | Path, what: str = "checkpoint directory"):
         raise
     except Exception as e:  # OSError, ValueError, RuntimeError (shapes), SafetensorError, KeyError ...
         reason = _mismatch_reason(held) if "above report" in str(e) else None
-        raise CheckpointError(f"{what} {path} cannot be loaded ({reason or _one_line(e)})") from None
+        raise CheckpointError(f"{what} {path} cannot be loaded ({reason or one_line(e)})") from None
 
 
 _MISMATCH = re.compile(r"^(\S+)\s*\|.*size mismatch - ckpt: torch\.Size\((\[[^]]*\])\) vs model:torch\.Size\((\[[^]]*\])\)")

@@ -82,3 +82,17 @@ def test_no_runs_and_missing_per_example_scores_are_named(tmp_path):
     (tmp_path / "runs" / "preset_seed0" / "example_scores.json").unlink()
     with pytest.raises(QualityReportError, match="example_scores.json: missing"):
         build_quality_report(tmp_path, dev)
+
+
+def test_a_truncated_run_file_is_named_in_one_line_and_the_report_kept(tmp_path):
+    """Issue 39: a damaged run file gave a JSONDecodeError naming no file; report.md is replaced whole or not."""
+    dev = write_dev(tmp_path)
+    make_run(tmp_path, 0, rule_scores())
+    report = build_quality_report(tmp_path, dev, n_boot=50)
+    before = report.read_bytes()
+    scores = tmp_path / "runs" / "preset_seed0" / "example_scores.json"
+    scores.write_text(scores.read_text()[:20])
+    with pytest.raises(QualityReportError) as info:
+        build_quality_report(tmp_path, dev, n_boot=50)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{scores}: not valid JSON (")
+    assert report.read_bytes() == before and [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
