@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .config_checks import ConfigError
+from .data import DATA_FILES
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ MAY_CHANGE = ("trainer.max_steps", "trainer.epochs", "trainer.max_minutes", "tra
 # how to find the run, not what it is: never a difference (data files are compared by content instead)
 NOT_COMPARED = ("trainer.resume", "trainer.overwrite", "data.dir", "data.cache_dir", "data.train_file",
                 "data.dev_file", "data.test_file", "data.unlabeled_file")
-DATA_FILES = ("train_file", "dev_file", "test_file", "unlabeled_file")
 DATA_FILES_KEYS = tuple(f"data.{option}" for option in DATA_FILES)
 
 
@@ -96,6 +96,8 @@ def precheck_resume(cfg: DictConfig, run_dir: str | Path) -> None:
     resume = OmegaConf.select(cfg, "trainer.resume", default=False)
     try:
         state_dir = find_resume_dir(resume, Path(run_dir) / "state")
+        if state_dir is None:  # nothing to compare with: the data files are not read (hashed) for nothing
+            return
         data_dir = resolve_data_dir(cfg.data.dir)
         job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
         record = run_record(job_cfg, data_file_hashes(job_cfg, data_dir))
