@@ -100,7 +100,7 @@ def run(cfg: DictConfig, stdin=None, stdout=None, stderr=None) -> dict | None:
 
 
 def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
-    from seq2seq_rdrop.checkpoints import check_checkpoint_dir
+    from seq2seq_rdrop.checkpoints import CheckpointError, check_checkpoint_dir
     from seq2seq_rdrop.generation import GenerationError, OutputFile, checkpoint_settings, decode_options, stream_input
 
     # --- cheap checks first: options, checkpoint directory and its settings, input, output -------
@@ -114,7 +114,7 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
             raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, CheckpointError) as e:
         raise GenerationError(str(e)) from None
     try:
         decode = decode_options(overrides, base=checkpoint_settings(checkpoint).decode)

@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("config.json",)
 GENERATION_CONFIG = "generation_config.json"
+# the most a checkpoint's small files may weigh, checked (os.stat, links followed) before any is read: a
+# config.json linked to a 1 GB file was read whole. The tokenizer's files hold a vocabulary (21,128 tokens of
+# the Chinese BERTs: 0.1 MB as vocab.txt, 0.7 MB as tokenizer.json; 250,000 of multilingual ones: under 20 MB).
+MiB = 2**20
+SAFETENSORS_HEADER_LIMIT = 100_000_000
+FILE_SIZE_LIMITS = {**dict.fromkeys(("config.json", GENERATION_CONFIG, "tokenizer_config.json",
+                                     "special_tokens_map.json", "added_tokens.json", "train_config.yaml",
+                                     "trainer_info.json"), 1 * MiB),
+                    **dict.fromkeys(("tokenizer.json", "vocab.txt"), 64 * MiB)}
 
 
 class CheckpointError(ValueError):
@@ -197,8 +206,9 @@ def find_checkpoint_dir(path: str | Path) -> Path:
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
-    """A clear error (FileNotFoundError, one line) for a missing or incomplete checkpoint directory. Returns the
-    directory to read: `path`, or its surviving previous version (find_checkpoint_dir)."""
+    """A clear error (FileNotFoundError, one line) for a missing or incomplete checkpoint directory, and
+    CheckpointError for a small file that is not a regular file or weighs more than FILE_SIZE_LIMITS allow.
+    Returns the directory to read: `path`, or its surviving previous version (find_checkpoint_dir)."""
     given = Path(path)
     path = find_checkpoint_dir(given)
     if not path.is_dir():
@@ -216,10 +226,32 @@ def check_checkpoint_dir(path: str | Path) -> Path:
             hint = f"; its previous version survives as {path.with_name(f'.{path.name}.old')}"
         raise FileNotFoundError(f"checkpoint directory {given} cannot be loaded (incomplete: missing "
                                 f"{', '.join(missing)}{hint})")
+    try:
+        check_file_sizes(path)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({e})") from None
     return path
 
 
-def _safetensors_header(file: Path) -> dict:
+def check_file_sizes(path: Path) -> None:
+    """ValueError (one line) for a small file of the checkpoint (FILE_SIZE_LIMITS) that is not a regular file
+    (a FIFO, a device) or is larger than its limit, from os.stat alone: nothing is opened."""
+    from .data import regular_file_problem
+
+    for name, limit in FILE_SIZE_LIMITS.items():
+        file = path / name
+        if not os.path.lexists(file):
+            continue
+        problem = regular_file_problem(file)
+        if problem:
+            raise ValueError(f"{name} {problem}")
+        size = os.stat(file).st_size
+        if size > limit:
+            raise ValueError(f"{name} holds {size / MiB:.1f} MiB, more than the {limit // MiB} MiB such a file may "
+                             "hold; it is not read")
+
+
+def safetensors_header(file: Path) -> dict:
     """The tensor table of a .safetensors file, checked against the file's size (a truncated or damaged
     file raises ValueError saying so)."""
     size = file.stat().st_size
@@ -228,6 +260,9 @@ def _safetensors_header(file: Path) -> dict:
         if len(head) < 8:
             raise ValueError(f"{file.name} is truncated ({size} bytes)")
         (n,) = struct.unpack("<Q", head)
+        if n > SAFETENSORS_HEADER_LIMIT:  # the safetensors library's own limit: a larger one is not read
+            raise ValueError(f"{file.name} is damaged (its header claims {n} bytes, more than the "
+                             f"{SAFETENSORS_HEADER_LIMIT} safetensors allows)")
         if n > size - 8:
             raise ValueError(f"{file.name} is truncated or damaged (its header claims {n} bytes, the file holds {size})")
         try:
@@ -244,9 +279,11 @@ def _safetensors_header(file: Path) -> dict:
 
 
 def verify_checkpoint_files(path: str | Path) -> None:
-    """Cheap checks before a load (no torch): config.json parses, every .safetensors file is whole, and the
-    token-embedding rows match config.json's vocab_size. Raises ValueError naming the damage."""
+    """Cheap checks before a load (no torch): the small files' sizes (check_file_sizes), config.json parses,
+    every .safetensors file is whole, and the token-embedding rows match config.json's vocab_size. Raises
+    ValueError naming the damage."""
     path = Path(path)
+    check_file_sizes(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -255,7 +292,7 @@ def verify_checkpoint_files(path: str | Path) -> None:
         raise ValueError("config.json is not a JSON object")
     vocab_size = config.get("vocab_size")
     for file in sorted(path.glob("*.safetensors")):
-        header = _safetensors_header(file)
+        header = safetensors_header(file)
         if not isinstance(vocab_size, int):
             continue
         for name, tensor in header.items():

@@ -183,7 +183,7 @@ class TitleGenerator:
         keep_case: titles take the abstract's case where their words occur in it (MRI, IPv6)."""
         try:
             path = check_checkpoint_dir(path)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, CheckpointError) as e:
             raise GenerationError(str(e)) from None
         settings = checkpoint_settings(path)
         given = {**decode, "max_source_len": max_source_len}
