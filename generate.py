@@ -12,9 +12,9 @@ Writes abstract_id<TAB>title<TAB>score (abstract_id = the input line number; n-b
 hypothesis, best first), or JSON lines with output_format=jsonl. stdout carries only the titles:
 warnings, errors, the progress bar and (when titles go to stdout) the evaluate=true table go to
 stderr. Decoding follows the checkpoint's generation_config.json unless decode.* says otherwise;
-titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding and
-never replaces a symlink, FIFO or device node. Exit status: 0 done, 1 bad checkpoint, input or
-output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
+titles keep the abstract's case (keep_case). output=PATH is checked writable before decoding,
+never replaces a symlink, FIFO or device node, and never lands in the checkpoint directory. Exit status: 0
+done, 1 bad checkpoint, input or output, 2 bad option. Options: conf/generate.yaml, `python generate.py --help`.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def run(cfg: DictConfig, stdin=None, stdout=None, stderr=None) -> dict | None:
 
 
 def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
-    from seq2seq_rdrop.checkpoints import check_checkpoint_dir
+    from seq2seq_rdrop.checkpoints import CheckpointError, check_checkpoint_dir
     from seq2seq_rdrop.generation import GenerationError, OutputFile, checkpoint_settings, decode_options, stream_input
 
     # --- cheap checks first: options, checkpoint directory and its settings, input, output -------
@@ -114,7 +114,7 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
             raise UsageError(str(e)) from None
     try:
         checkpoint = check_checkpoint_dir(cfg.checkpoint)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, CheckpointError) as e:
         raise GenerationError(str(e)) from None
     try:
         decode = decode_options(overrides, base=checkpoint_settings(checkpoint).decode)
@@ -123,7 +123,8 @@ def _run(cfg: DictConfig, stdin, stdout, stderr) -> dict | None:
             raise
         raise UsageError(str(e)) from None
     with stream_input(cfg.input, skip_bad_lines=cfg.skip_bad_lines, stdin=stdin) as (n_lines, examples):
-        output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input))
+        output = None if cfg.output in (None, "", "-") else OutputFile.open(str(cfg.output), input_path=str(cfg.input),
+                                                                                checkpoint=checkpoint)
         try:
             return _generate(cfg, checkpoint, overrides, decode, (n_lines, examples), output, stdout, stderr)
         finally:

@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from seq2seq_rdrop.atomic_files import write_text_atomically
+
 T_START = time.perf_counter()  # before the heavy imports, which the child reports as a phase
 C_START = time.process_time()  # the same in this process's CPU seconds (user + system)
 
@@ -431,11 +433,10 @@ def header_lines(machine: list[str], results: dict, overrides: list[str]) -> lis
 
 def write_outputs(args, text: str, results: dict) -> None:
     """The markdown report to --out (and stdout), the raw measurements to --json if given."""
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_text_atomically(args.out, text)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({f"{m}/{n}": r for (m, n), r in results.items()}, indent=2))
+        write_text_atomically(args.json, json.dumps({f"{m}/{n}": r for (m, n), r in results.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from seq2seq_rdrop.atomic_files import write_text_atomically
 from seq2seq_rdrop.data import read_examples, resolve_data_dir
 from seq2seq_rdrop.decoding import pick_search
 from seq2seq_rdrop.decode_options import DEFAULT_DECODE
@@ -393,8 +394,7 @@ def write_report(out: Path, header: list[str], rows: list[list[str]], verdict_li
     report = ["# Decoding speed: our searches vs Hugging Face generate (BART) and vs prefix recompute (UniLM)",
               "", *bullets, "", *table, "", verdict_line, ""]
     print("\n" + "\n".join(bullets) + "\n\n" + "\n".join(table) + "\n\n" + verdict_line)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(report), encoding="utf-8")
+    write_text_atomically(out, "\n".join(report))
     print(f"wrote {out}")
 
 

@@ -51,6 +51,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from seq2seq_rdrop.atomic_files import write_text_atomically
 from seq2seq_rdrop.data import read_examples, resolve_data_dir
 from seq2seq_rdrop.distributed import pick_device
 from seq2seq_rdrop.fast_dropout import use_fast_dropout
@@ -463,8 +464,7 @@ def markdown_table(rows: list[list[str]]) -> list[str]:
 def write_report(path: Path, header: list[str], memory_note: str, table: list[str]) -> None:
     report = ["# Training step cost per regularizer", "", *[f"- {h}" for h in header], f"- {memory_note}", "",
               *table, ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(report) + "\n", encoding="utf-8")
+    write_text_atomically(path, "\n".join(report) + "\n")
     print(f"wrote {path}")
 
 
@@ -474,8 +474,7 @@ def write_json(path: Path, names: list[str], times: dict[str, list[float]], head
     medians = {n: statistics.median(times[n]) for n in names}
     command = "python scripts/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = next((line.removeprefix("machine: ") for line in header if line.startswith("machine:")), "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
+    write_text_atomically(path, json.dumps({
         "seconds_per_step": {n: round(m, 4) for n, m in medians.items()},
         "ratio_to_baseline": {n: round(m / medians["baseline"], 3) for n, m in medians.items()},
         "machine": machine, "command": command, "header": header}, indent=2, ensure_ascii=False) + "\n")

@@ -23,6 +23,9 @@ It writes into REPORT_DIR:
 - curves.png     : ROUGE-L (greedy) of each evaluation, on dev or on the runs' validation split, against
                    optimizer steps and against training minutes.
 
+The four are written to temporary files and renamed into place together: a failure keeps the previous
+ones. A directory without run files (or without a finished run) is refused (exit 2) and left untouched; a
+damaged run file is named in one line.
 The outputs depend on the run files only: a fixed bootstrap seed, sorted iteration, no timestamps,
 paths relative to REPORT_DIR, PNGs without a Software tag; two builds are byte-identical.
 The report is built by seq2seq_rdrop.reporting.compare(); this script is its command line.

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from seq2seq_rdrop.atomic_files import replacing
 from seq2seq_rdrop.checkpoints import check_checkpoint_dir
 from seq2seq_rdrop.data import DataError, read_examples, resolve_data_dir
 from seq2seq_rdrop.splits import carve_validation
@@ -278,13 +279,14 @@ def write_plot(runs: list[dict], path: Path) -> None:
 
 
 def write_outputs(runs: list[dict], out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The four outputs, each written to a temporary file first and all renamed into place together."""
     paths = [out_dir / name for name in OUTPUTS]
-    paths[0].write_text(json.dumps({"runs": runs}, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                        encoding="utf-8")
-    write_csv(runs, paths[1])
-    write_markdown(runs, paths[2])
-    write_plot(runs, paths[3])
+    with replacing(*paths) as (as_json, as_csv, as_markdown, as_plot):
+        as_json.write_text(json.dumps({"runs": runs}, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+                           encoding="utf-8")
+        write_csv(runs, as_csv)
+        write_markdown(runs, as_markdown)
+        write_plot(runs, as_plot)
     return paths
 
 

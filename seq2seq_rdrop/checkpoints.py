@@ -26,11 +26,21 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from .decode_options import from_generation_config, to_generation_config
+from .errors import one_line
 
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("config.json",)
 GENERATION_CONFIG = "generation_config.json"
+# the most a checkpoint's small files may weigh, checked (os.stat, links followed) before any is read: a
+# config.json linked to a 1 GB file was read whole. The tokenizer's files hold a vocabulary (21,128 tokens of
+# the Chinese BERTs: 0.1 MB as vocab.txt, 0.7 MB as tokenizer.json; 250,000 of multilingual ones: under 20 MB).
+MiB = 2**20
+SAFETENSORS_HEADER_LIMIT = 100_000_000
+FILE_SIZE_LIMITS = {**dict.fromkeys(("config.json", GENERATION_CONFIG, "tokenizer_config.json",
+                                     "special_tokens_map.json", "added_tokens.json", "train_config.yaml",
+                                     "trainer_info.json"), 1 * MiB),
+                    **dict.fromkeys(("tokenizer.json", "vocab.txt"), 64 * MiB)}
 
 
 class CheckpointError(ValueError):
@@ -77,9 +87,9 @@ def _write_failure_reason(e: BaseException, directory: Path) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         cause = "no space left on the device"
     elif isinstance(e, OSError):
-        cause = e.strerror or _one_line(e)
+        cause = e.strerror or one_line(e)
     else:
-        cause = f"the file was written incompletely ({_one_line(e, 120)})"
+        cause = f"the file was written incompletely ({one_line(e, 120)})"
     return cause + (f"; {free / 2**20:.0f} MiB free on its disk" if free is not None else "")
 
 
@@ -169,7 +179,7 @@ def read_generation_config(path: str | Path) -> tuple[dict, int | None] | None:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({GENERATION_CONFIG} is not valid "
-                              f"JSON: {_one_line(e)})") from None
+                              f"JSON: {one_line(e)})") from None
     return from_generation_config(config)
 
 
@@ -196,8 +206,9 @@ def find_checkpoint_dir(path: str | Path) -> Path:
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
-    """A clear error (FileNotFoundError, one line) for a missing or incomplete checkpoint directory. Returns the
-    directory to read: `path`, or its surviving previous version (find_checkpoint_dir)."""
+    """A clear error (FileNotFoundError, one line) for a missing or incomplete checkpoint directory, and
+    CheckpointError for a small file that is not a regular file or weighs more than FILE_SIZE_LIMITS allow.
+    Returns the directory to read: `path`, or its surviving previous version (find_checkpoint_dir)."""
     given = Path(path)
     path = find_checkpoint_dir(given)
     if not path.is_dir():
@@ -215,15 +226,32 @@ def check_checkpoint_dir(path: str | Path) -> Path:
             hint = f"; its previous version survives as {path.with_name(f'.{path.name}.old')}"
         raise FileNotFoundError(f"checkpoint directory {given} cannot be loaded (incomplete: missing "
                                 f"{', '.join(missing)}{hint})")
+    try:
+        check_file_sizes(path)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint directory {path} cannot be loaded ({e})") from None
     return path
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def check_file_sizes(path: Path) -> None:
+    """ValueError (one line) for a small file of the checkpoint (FILE_SIZE_LIMITS) that is not a regular file
+    (a FIFO, a device) or is larger than its limit, from os.stat alone: nothing is opened."""
+    from .data import regular_file_problem
+
+    for name, limit in FILE_SIZE_LIMITS.items():
+        file = path / name
+        if not os.path.lexists(file):
+            continue
+        problem = regular_file_problem(file)
+        if problem:
+            raise ValueError(f"{name} {problem}")
+        size = os.stat(file).st_size
+        if size > limit:
+            raise ValueError(f"{name} holds {size / MiB:.1f} MiB, more than the {limit // MiB} MiB such a file may "
+                             "hold; it is not read")
 
 
-def _safetensors_header(file: Path) -> dict:
+def safetensors_header(file: Path) -> dict:
     """The tensor table of a .safetensors file, checked against the file's size (a truncated or damaged
     file raises ValueError saying so)."""
     size = file.stat().st_size
@@ -232,6 +260,9 @@ def _safetensors_header(file: Path) -> dict:
         if len(head) < 8:
             raise ValueError(f"{file.name} is truncated ({size} bytes)")
         (n,) = struct.unpack("<Q", head)
+        if n > SAFETENSORS_HEADER_LIMIT:  # the safetensors library's own limit: a larger one is not read
+            raise ValueError(f"{file.name} is damaged (its header claims {n} bytes, more than the "
+                             f"{SAFETENSORS_HEADER_LIMIT} safetensors allows)")
         if n > size - 8:
             raise ValueError(f"{file.name} is truncated or damaged (its header claims {n} bytes, the file holds {size})")
         try:
@@ -248,18 +279,20 @@ def _safetensors_header(file: Path) -> dict:
 
 
 def verify_checkpoint_files(path: str | Path) -> None:
-    """Cheap checks before a load (no torch): config.json parses, every .safetensors file is whole, and the
-    token-embedding rows match config.json's vocab_size. Raises ValueError naming the damage."""
+    """Cheap checks before a load (no torch): the small files' sizes (check_file_sizes), config.json parses,
+    every .safetensors file is whole, and the token-embedding rows match config.json's vocab_size. Raises
+    ValueError naming the damage."""
     path = Path(path)
+    check_file_sizes(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ValueError(f"config.json is not valid JSON: {_one_line(e)}") from None
+        raise ValueError(f"config.json is not valid JSON: {one_line(e)}") from None
     if not isinstance(config, dict):
         raise ValueError("config.json is not a JSON object")
     vocab_size = config.get("vocab_size")
     for file in sorted(path.glob("*.safetensors")):
-        header = _safetensors_header(file)
+        header = safetensors_header(file)
         if not isinstance(vocab_size, int):
             continue
         for name, tensor in header.items():
@@ -308,7 +341,7 @@ def loading_checkpoint(path: str | Path, what: str = "checkpoint directory"):
         raise
     except Exception as e:  # OSError, ValueError, RuntimeError (shapes), SafetensorError, KeyError ...
         reason = _mismatch_reason(held) if "above report" in str(e) else None
-        raise CheckpointError(f"{what} {path} cannot be loaded ({reason or _one_line(e)})") from None
+        raise CheckpointError(f"{what} {path} cannot be loaded ({reason or one_line(e)})") from None
 
 
 _MISMATCH = re.compile(r"^(\S+)\s*\|.*size mismatch - ckpt: torch\.Size\((\[[^]]*\])\) vs model:torch\.Size\((\[[^]]*\])\)")

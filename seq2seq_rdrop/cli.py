@@ -49,6 +49,7 @@ class ValidateConfig(Callback):
         its .hydra/ files into it (train() checks again, holding the lock)."""
         from omegaconf import OmegaConf
 
+        from .checkpoints import CheckpointError
         from .config_checks import ConfigError
         from .run_config import precheck_resume
         from .run_dir import RunDirError, check_run_dir
@@ -62,7 +63,7 @@ class ValidateConfig(Callback):
             try:
                 check_run_dir(run_dir, trainer.get("resume"), bool(trainer.get("overwrite")))
                 precheck_resume(config, run_dir)
-            except (RunDirError, ConfigError) as e:
+            except (RunDirError, ConfigError, CheckpointError) as e:
                 raise ConfigRejected(e) from e
 
     def on_run_start(self, config, **kwargs) -> None:

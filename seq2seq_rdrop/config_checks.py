@@ -28,7 +28,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .data import HEADERS
+from .data import DATA_FILES, HEADERS, regular_file_problem, resolve_data_dir
 from . import decode_options
 from .decode_options import DEFAULT_DECODE
 from .errors import ConfigError, is_int, show  # noqa: F401 (ConfigError: where callers import it from)
@@ -171,6 +171,22 @@ def _check_data(check: Checker) -> None:
     check.boolean("data.skip_bad_lines")
     check.choice("data.header", HEADERS)
     check.text("data.unlabeled_file", null=True)
+    _check_data_files(check)
+
+
+def _check_data_files(check: Checker) -> None:
+    """A data file that exists must be a regular file: a FIFO or /dev/zero would hang the run before its first
+    line (a missing one is reported where it is read, with the formats)."""
+    try:
+        data_dir = resolve_data_dir(check.get("data.dir") if isinstance(check.get("data.dir"), str) else None)
+    except FileNotFoundError:
+        return  # reported when the data are read
+    for option in DATA_FILES:
+        name = check.get(f"data.{option}")
+        if isinstance(name, str) and name:
+            problem = regular_file_problem(data_dir / name)
+            if problem and problem != "no such file":
+                raise ConfigError(f"data.{option}={name}: {data_dir / name} {problem}; give a data file")
 
 
 def _check_model(check: Checker) -> None:

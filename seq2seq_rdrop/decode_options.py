@@ -12,11 +12,11 @@ Only omegaconf is imported (through errors.py): generate.py reports a bad option
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import ConfigError, is_int, is_number, show
+from .errors import ConfigError, is_int, show
+from .option_schema import check_number
 from .rerank import NO_RERANK, parse_weights
 
 # decode.beam_size may not exceed this (nor the vocabulary), nor sampling's titles side by side: memory grows with
@@ -27,6 +27,15 @@ STRATEGIES = ("beam", "sample")  # decode.strategy: decoding.SEARCHES' keys (ass
 # what check()'s errors relating two options say (num_return vs beam_size, beam_groups vs beam_size, min_len vs
 # max_len): generate.py judges those once the checkpoint's settings, where the other one may come from, are known
 RELATION_WORDS = ("cannot exceed", "must divide")
+# decode.length_penalty's bound: a score is log p / length ** length_penalty (decoding._normalise), and with
+# |length_penalty| <= 10 that power stays a finite, non-zero float for any title shorter than 10**30 tokens
+# (at 400 it overflows for 7 tokens, at -400 it underflows to 0, a division by zero)
+MAX_LENGTH_PENALTY = 10.0
+# decode.temperature's and decode.repetition_penalty's range: sampling divides float32 log-probabilities by the
+# temperature, and the penalty multiplies them; past float32's range (1e-38 to 3e38) every score is 0/0 or inf/inf
+# and every title comes out empty with no score. Well inside it, 0.01 is greedy search and 100 a uniform draw
+# over the allowed tokens in all but name, so nothing useful lies beyond.
+SCALE_RANGE = (0.01, 100.0)
 OURS = "seq2seq_rdrop"  # our own fields inside HF files (as models.MODEL_CONFIG_KEY in config.json)
 
 
@@ -48,18 +57,21 @@ OPTIONS = (
     DecodeOption("beam_size", 16, "num_beams", low=1, high=MAX_BEAM_SIZE),
     DecodeOption("max_len", 32, "max_new_tokens", low=1),
     DecodeOption("min_len", 1, "min_new_tokens", low=0),
-    DecodeOption("length_penalty", 1.0, "length_penalty", only="beams"),  # any finite number
+    DecodeOption("length_penalty", 1.0, "length_penalty", low=-MAX_LENGTH_PENALTY, high=MAX_LENGTH_PENALTY,
+                 only="beams"),
     DecodeOption("no_repeat_ngram", 3, "no_repeat_ngram_size", low=0),
     DecodeOption("num_return", 1, "num_return_sequences", low=1),
     DecodeOption("use_cache", True, "use_cache"),
     DecodeOption("strategy", "beam", None, later=True),
-    DecodeOption("temperature", 1.0, "temperature", low=0.0, low_open=True, only="sample", later=True),
+    DecodeOption("temperature", 1.0, "temperature", low=SCALE_RANGE[0], high=SCALE_RANGE[1], only="sample",
+                 later=True),
     DecodeOption("top_k", 0, "top_k", low=0, only="sample", later=True),
     DecodeOption("top_p", 1.0, "top_p", low=0.0, high=1.0, low_open=True, only="sample", later=True),
     DecodeOption("seed", 0, None, low=0, later=True),
     DecodeOption("beam_groups", 1, "num_beam_groups", low=1, only="beams", later=True),
     DecodeOption("diversity_penalty", 0.0, "diversity_penalty", low=0.0, only="beams", later=True),
-    DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=0.0, low_open=True, later=True),
+    DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=SCALE_RANGE[0], high=SCALE_RANGE[1],
+                 later=True),
     DecodeOption("rerank", NO_RERANK, None, later=True),  # none or {feature: weight}: rerank.py
 )
 DEFAULT_DECODE = {o.name: o.default for o in OPTIONS}
@@ -85,14 +97,9 @@ def check(opts: dict, prefix: str = "decode.") -> dict:
     _check_hypotheses_per_abstract(opts, prefix)
     for option in OPTIONS:
         if isinstance(option.default, float) and option.low is not None:
-            _check_number(option, opts[option.name], prefix)
+            check_number(prefix + option.name, opts[option.name], option.low, option.high, option.low_open)
     if opts["min_len"] > opts["max_len"]:
         raise ConfigError(f"{prefix}min_len={opts['min_len']} cannot exceed {prefix}max_len={opts['max_len']}")
-    penalty = opts["length_penalty"]
-    if not is_number(penalty):
-        raise ConfigError(f"{prefix}length_penalty={show(penalty)}: a number is required")
-    if not math.isfinite(penalty):
-        raise ConfigError(f"{prefix}length_penalty={show(penalty)}: allowed values are finite numbers")
     if not isinstance(opts["use_cache"], bool):
         raise ConfigError(f"{prefix}use_cache={show(opts['use_cache'])}: true or false")
     parse_weights(opts["rerank"], f"{prefix}rerank")
@@ -122,18 +129,6 @@ def _check_hypotheses_per_abstract(opts: dict, prefix: str) -> None:
     if opts["beam_size"] % opts["beam_groups"]:
         raise ConfigError(f"{prefix}beam_groups={opts['beam_groups']} must divide "
                           f"{prefix}beam_size={opts['beam_size']} (groups of equal size)")
-
-
-def _check_number(option: DecodeOption, value, prefix: str) -> None:
-    low, high, low_open = option.low, option.high, option.low_open
-    ok = is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
-    if ok and (high is None or value <= high):
-        return
-    if high is None:
-        allowed = f"numbers {'>' if low_open else '>='} {low:g}"
-    else:
-        allowed = f"numbers in {'(' if low_open else '['}{low:g}, {high:g}]"
-    raise ConfigError(f"{prefix}{option.name}={show(value)}: allowed values are {allowed}")
 
 
 def check_fits(model, opts: dict, rows: int, source_len: int, device=None,

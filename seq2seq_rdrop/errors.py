@@ -1,5 +1,6 @@
-"""The error every option check raises, and how it shows a value: one home for both, so that the checks of
-decoding options (decode_options.py) and of the rest of a config (config_checks.py) need not import each other.
+"""The error every option check raises, how it shows a value, and an exception's message on one line: one home
+for each, so that the checks of decoding options (decode_options.py) and of the rest of a config
+(config_checks.py) need not import each other.
 
 Only omegaconf is imported here: a bad option is reported before torch is loaded.
 """
@@ -23,6 +24,12 @@ def show(value) -> str:
     if isinstance(value, (DictConfig, ListConfig)):
         return str(OmegaConf.to_container(value))
     return str(value)
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut at `limit` characters (its type's name when it has none)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def is_number(value) -> bool:

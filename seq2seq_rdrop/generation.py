@@ -183,7 +183,7 @@ class TitleGenerator:
         keep_case: titles take the abstract's case where their words occur in it (MRI, IPv6)."""
         try:
             path = check_checkpoint_dir(path)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, CheckpointError) as e:
             raise GenerationError(str(e)) from None
         settings = checkpoint_settings(path)
         given = {**decode, "max_source_len": max_source_len}
@@ -437,6 +437,24 @@ def _examples(path: Path, skip_bad_lines: bool, name: str) -> Iterator[Example]:
 # --------------------------------------------------------------------------------------- output
 
 
+def _check_outside_checkpoint(given: str, checkpoint: Path) -> None:
+    """GenerationError when output=`given` would write into the checkpoint directory or over a file it holds
+    (through a symbolic link, or a checkpoint's file that is itself a link to a file elsewhere)."""
+    target = Path(os.path.realpath(given))
+    home = Path(os.path.realpath(checkpoint))
+    if target == home or home in target.parents:
+        raise GenerationError(f"output={given} is inside the checkpoint directory {checkpoint}; give a path outside it")
+    if not target.exists():
+        return
+    for entry in sorted(checkpoint.iterdir()):
+        try:
+            same = os.path.samefile(entry, target)  # follows links on both sides; hard links too
+        except OSError:
+            continue
+        if same:
+            raise GenerationError(f"output={given} is the checkpoint's file {entry}; give another path")
+
+
 class OutputFile:
     """generate.py's output=PATH, checked before decoding and written after it.
 
@@ -453,8 +471,11 @@ class OutputFile:
         self._file = None  # open from the first append to commit
 
     @classmethod
-    def open(cls, given: str, input_path: str | None = None) -> "OutputFile":
+    def open(cls, given: str, input_path: str | None = None, checkpoint: str | Path | None = None) -> "OutputFile":
+        """`checkpoint`: the directory the titles are decoded with, which the output may not land in."""
         path = Path(given)
+        if checkpoint is not None:
+            _check_outside_checkpoint(given, Path(checkpoint))
         try:
             info = os.stat(path)  # follows symbolic links
         except FileNotFoundError:

@@ -56,7 +56,7 @@ def load_pretrained(model_cfg: DictConfig):
     while saving left of it); any damage is one CheckpointError naming the option."""
     try:
         path = check_checkpoint_dir(model_cfg.pretrained)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, CheckpointError) as e:
         raise CheckpointError(f"model.pretrained: {e}") from None
     if str(path) != str(model_cfg.pretrained):  # its surviving previous version (.NAME.old)
         model_cfg = OmegaConf.merge(model_cfg, {"pretrained": str(path)})

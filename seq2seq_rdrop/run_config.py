@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .config_checks import ConfigError
+from .data import DATA_FILES
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ MAY_CHANGE = ("trainer.max_steps", "trainer.epochs", "trainer.max_minutes", "tra
 # how to find the run, not what it is: never a difference (data files are compared by content instead)
 NOT_COMPARED = ("trainer.resume", "trainer.overwrite", "data.dir", "data.cache_dir", "data.train_file",
                 "data.dev_file", "data.test_file", "data.unlabeled_file")
-DATA_FILES = ("train_file", "dev_file", "test_file", "unlabeled_file")
 DATA_FILES_KEYS = tuple(f"data.{option}" for option in DATA_FILES)
 
 
@@ -90,19 +90,33 @@ def find_resume_dir(resume, state_dir: Path) -> Path | None:
 
 def precheck_resume(cfg: DictConfig, run_dir: str | Path) -> None:
     """Before Hydra writes into the run directory: check_resumed_config for a composed config (with its
-    `hydra` key) that resumes a state holding a run config. Anything this cannot settle (a data directory
-    not found, no state) is left to train(), which checks again."""
+    `hydra` key) that resumes a state holding a run config, and check_saved_state. Anything this cannot settle
+    (a data directory not found, no state) is left to train(), which checks again."""
     from .data import resolve_data_dir
     resume = OmegaConf.select(cfg, "trainer.resume", default=False)
     try:
         state_dir = find_resume_dir(resume, Path(run_dir) / "state")
+        if state_dir is None:  # nothing to compare with: the data files are not read (hashed) for nothing
+            return
         data_dir = resolve_data_dir(cfg.data.dir)
         job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"})
         record = run_record(job_cfg, data_file_hashes(job_cfg, data_dir))
     except (OSError, ValueError):
         return
-    if state_dir is not None:
-        check_resumed_config(state_dir, record)
+    check_resumed_config(state_dir, record)
+    check_saved_state(state_dir)
+
+
+def check_saved_state(state_dir: Path) -> None:
+    """The saved state read as train() will read it, its tensors memory-mapped rather than loaded: a state file
+    that is not data (a planted pickle) or a damaged saved model is refused (CheckpointError, one line) before
+    Hydra writes the run's .hydra/ files, so a refused resume leaves the run directory as it was."""
+    from .checkpoints import loading_checkpoint
+    from .train_state import load_trainer_state
+
+    load_trainer_state(Path(state_dir) / "trainer_state.pt", mmap=True)
+    with loading_checkpoint(Path(state_dir) / "model", what="trainer.resume: the saved model"):
+        pass  # its cheap checks: file sizes, whole safetensors files, the vocabulary size
 
 
 def _flat(tree, prefix: str = "") -> dict:

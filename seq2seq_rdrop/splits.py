@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .data import read_abstracts, read_examples, resolve_data_dir
+from .data import column_limit, read_abstracts, read_examples, resolve_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,18 @@ def carve_validation(train_examples: list, val_size: int) -> tuple[list, list | 
 
 
 def load_split(cfg: DictConfig, data_dir: Path, name: str):
-    """data.<name>_file in data_dir, or None when it is null."""
+    """data.<name>_file in data_dir, or None when it is null. Titles and abstracts longer than the model reads are
+    cut as they are read (data.column_limit), so one huge line never sits in memory whole."""
     file = cfg.data[f"{name}_file"]
     if not file:
         return None
-    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines, header=cfg.data.get("header", "auto"))
+    return read_examples(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines, header=cfg.data.get("header", "auto"),
+                         max_chars=read_limit(cfg))
+
+
+def read_limit(cfg: DictConfig) -> int:
+    """How many characters of a title or an abstract a run reads (data.column_limit of its token lengths)."""
+    return column_limit(cfg.data.max_source_len, cfg.data.max_target_len)
 
 
 def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[str] | None:
@@ -93,7 +100,7 @@ def load_unlabeled(cfg: DictConfig, data_dir: Path, splits: list[list]) -> list[
     if not file:
         return None
     abstracts = read_abstracts(data_dir / file, skip_bad_lines=cfg.data.skip_bad_lines,
-                               header=cfg.data.get("header", "auto"))
+                               header=cfg.data.get("header", "auto"), max_chars=read_limit(cfg))
     taken = {e.abstract for split in splits for e in split}
     kept = [a for a in abstracts if a not in taken]
     log.info("data.unlabeled_file=%s: %d abstracts, %d of them also in the labelled pairs, dev or test left out",

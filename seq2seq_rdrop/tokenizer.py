@@ -69,8 +69,28 @@ def build_tokenizer(texts: Iterable[str], out_dir: str | Path, min_count: int = 
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """A tokenizer saved by us or shipped with a pretrained checkpoint directory."""
-    return AutoTokenizer.from_pretrained(str(path))
+    """A tokenizer saved by us or shipped with a pretrained checkpoint directory. Hugging Face reads
+    tokenizer.json when there is one and ignores vocab.txt beside it: the two must then be one vocabulary
+    (check_vocab_files_agree), so that no reader of either file gets other ids."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    check_vocab_files_agree(Path(path), tokenizer)
+    return tokenizer
+
+
+def check_vocab_files_agree(path: Path, tokenizer: PreTrainedTokenizerBase) -> None:
+    """ValueError (one line) when `path` holds both tokenizer.json (what `tokenizer` was read from) and a
+    vocab.txt whose tokens, in line order, are not the tokenizer's in id order (a reordered or foreign one)."""
+    if not ((path / "tokenizer.json").is_file() and (path / "vocab.txt").is_file()):
+        return
+    listed = (path / "vocab.txt").read_text(encoding="utf-8").split("\n")  # its size is capped by checkpoints.py
+    if listed and listed[-1] == "":
+        listed.pop()  # the final newline
+    in_order = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))]
+    for i, (token, expected) in enumerate(zip(listed, in_order + [None] * len(listed))):
+        if token.rstrip("\r") != expected:
+            raise ValueError(f"vocab.txt and tokenizer.json are not one vocabulary (line {i + 1} of vocab.txt is "
+                             f"{token!r}, id {i} of tokenizer.json {expected!r}): use the tokenizer files saved "
+                             "together")
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> None:

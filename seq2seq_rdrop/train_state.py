@@ -143,12 +143,13 @@ _NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
                         getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
 
 
-def load_trainer_state(path: Path) -> dict:
+def load_trainer_state(path: Path, mmap: bool = False) -> dict:
     """trainer_state.pt as data: tensors, numbers, strings and containers only. A file that holds anything
-    else (an object to build, code to run) is refused with a one-line error naming it."""
+    else (an object to build, code to run) is refused with a one-line error naming it. mmap: tensors are
+    mapped from the file, not read (a check of the file costs little)."""
     try:
         with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
-            saved = torch.load(path, weights_only=True, map_location="cpu")
+            saved = torch.load(path, weights_only=True, map_location="cpu", mmap=mmap)
     except pickle.UnpicklingError as e:
         # torch's message advises retrying the unsafe way, which would run the payload: name only what was found
         found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))

@@ -120,3 +120,109 @@ def test_a_full_disk_while_saving_names_the_directory_the_cause_and_the_free_spa
     assert ("no space left" in message) if isinstance(failure, OSError) else ("written incompletely" in message)
     assert [p.name for p in tmp_path.iterdir()] == ["state"]  # no temporary directory left
     assert (tmp_path / "state" / "kept.txt").read_text() == "previous"
+
+
+# ------------------------------------------------- issue 39: config.json against the weights, file sizes
+
+
+def copy_with_config(checkpoint, tmp_path, **changes):
+    edited = shutil.copytree(checkpoint, tmp_path / "edited")
+    config = json.loads((edited / "config.json").read_text())
+    config.update(changes)
+    (edited / "config.json").write_text(json.dumps(config))
+    return edited
+
+
+@pytest.fixture
+def no_weights_loaded(monkeypatch):
+    """Fails the test if Hugging Face is asked to build and fill the model: the refusal must come first."""
+    from transformers import BertForMaskedLM
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("BertForMaskedLM.from_pretrained was called: config.json was not checked first")
+
+    monkeypatch.setattr(BertForMaskedLM, "from_pretrained", classmethod(refuse))
+
+
+def refusal(path) -> str:
+    with pytest.raises(GenerationError) as error:
+        TitleGenerator.from_pretrained(path, device="cpu")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"checkpoint directory {path} cannot be loaded (")
+    return message
+
+
+@pytest.mark.parametrize("layers", [2, 10000])
+def test_a_config_with_more_layers_than_the_weights_is_refused_before_anything_is_built(
+        checkpoint, tmp_path, no_weights_loaded, layers):
+    """2 layers over 1-layer weights loaded with the second layer random; 10,000 allocated 5.4 GB first."""
+    edited = copy_with_config(checkpoint, tmp_path, num_hidden_layers=layers)
+    assert refusal(edited).endswith(f"(config.json gives num_hidden_layers={layers} but model.safetensors holds 1 "
+                                    "layer(s) of bert.encoder.layer: bert.encoder.layer.1.* is missing)")
+
+
+def test_a_config_with_other_position_counts_is_refused_naming_the_weight_and_both_shapes(
+        checkpoint, tmp_path, no_weights_loaded):
+    """max_position_embeddings=1e8 allocated 14.4 GB for 70 s before the refusal."""
+    edited = copy_with_config(checkpoint, tmp_path, max_position_embeddings=100_000_000)
+    assert refusal(edited).endswith("(its weights do not have the shapes its config.json gives: "
+                                    "bert.embeddings.position_embeddings.weight is [64, 32] in model.safetensors, "
+                                    "[100000000, 32] by config.json)")
+
+
+@pytest.mark.parametrize("change", ["missing", "unexpected"])
+def test_a_weight_missing_from_or_foreign_to_the_model_is_refused_naming_it(checkpoint, tmp_path, change,
+                                                                             no_weights_loaded):
+    from safetensors.torch import load_file, save_file
+
+    edited = shutil.copytree(checkpoint, tmp_path / "edited")
+    tensors = load_file(edited / "model.safetensors")
+    name = "bert.encoder.layer.0.output.dense.bias"
+    if change == "missing":
+        del tensors[name]
+        said = f"(model.safetensors lacks {name}, which the model config.json gives has)"
+    else:
+        tensors["bert.encoder.extra.weight"] = tensors[name].clone()
+        said = "(model.safetensors holds bert.encoder.extra.weight, which the model config.json gives does not have)"
+    save_file(tensors, edited / "model.safetensors", metadata={"format": "pt"})
+    assert refusal(edited).endswith(said)
+
+
+def test_a_config_json_linked_to_a_huge_file_is_refused_by_its_size_unread(checkpoint, tmp_path, monkeypatch):
+    """A config.json symlinked to a 1 GB file was read whole (2.45 GB, 15 s); the file here is sparse."""
+    from pathlib import Path
+
+    edited = shutil.copytree(checkpoint, tmp_path / "edited")
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as f:
+        f.truncate(2**30)
+    (edited / "config.json").unlink()
+    (edited / "config.json").symlink_to(huge)
+    read = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        assert self.resolve() != huge, "the oversized config.json was read"
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert refusal(edited).endswith("(config.json holds 1024.0 MiB, more than the 1 MiB such a file may hold; "
+                                    "it is not read)")
+
+
+def test_a_tokenizer_file_linked_to_a_device_is_refused(checkpoint, tmp_path):
+    edited = shutil.copytree(checkpoint, tmp_path / "edited")
+    (edited / "tokenizer.json").unlink()
+    (edited / "tokenizer.json").symlink_to("/dev/zero")
+    assert refusal(edited).endswith("(tokenizer.json is a device, not a regular file)")
+
+
+def test_a_reordered_vocab_txt_beside_a_valid_tokenizer_json_is_refused(checkpoint, tmp_path):
+    """Hugging Face reads tokenizer.json and ignores vocab.txt: the two must still be one vocabulary."""
+    edited = shutil.copytree(checkpoint, tmp_path / "edited")
+    assert (edited / "tokenizer.json").is_file()
+    tokens = (edited / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    tokens[5], tokens[6] = tokens[6], tokens[5]
+    (edited / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    assert refusal(edited).endswith(f"(vocab.txt and tokenizer.json are not one vocabulary (line 6 of vocab.txt is "
+                                    f"{tokens[5]!r}, id 5 of tokenizer.json {tokens[6]!r}): use the tokenizer files "
+                                    "saved together)")

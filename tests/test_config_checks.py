@@ -158,8 +158,12 @@ BAD = [
     ("decode.beam_size=10000", "decode.beam_size=10000: allowed values are 1 to 64"),
     ("decode.beam_size=0", "decode.beam_size=0: allowed values are integers >= 1"),
     ("decode.num_return=17", "decode.num_return=17 cannot exceed decode.beam_size=16"),
-    ("decode.length_penalty=nan", "decode.length_penalty=nan: allowed values are finite numbers"),
-    ("decode.length_penalty=inf", "decode.length_penalty=inf: allowed values are finite numbers"),
+    ("decode.length_penalty=nan", "decode.length_penalty=nan: allowed values are numbers in [-10, 10]"),
+    ("decode.length_penalty=inf", "decode.length_penalty=inf: allowed values are numbers in [-10, 10]"),
+    # issue 39: 400 overflowed and -400 divided by zero in decoding._normalise
+    ("decode.length_penalty=400", "decode.length_penalty=400: allowed values are numbers in [-10, 10]"),
+    ("decode.length_penalty=-400", "decode.length_penalty=-400: allowed values are numbers in [-10, 10]"),
+    ("decode.length_penalty=1e308", "decode.length_penalty=1e+308: allowed values are numbers in [-10, 10]"),
     ("decode.max_len=0", "decode.max_len=0: allowed values are integers >= 1"),
     ("decode.min_len=40", "decode.min_len=40 cannot exceed decode.max_len=32"),
     ("decode.no_repeat_ngram=-1", "decode.no_repeat_ngram=-1: allowed values are integers >= 0"),
@@ -189,7 +193,10 @@ BAD = [
 
 BAD_DECODE = [  # sampling, diverse beam search, repetition penalty (issue 17)
     ("decode.strategy=greedy", "decode.strategy='greedy': allowed values are beam, sample"),
-    ("decode.temperature=0", "decode.temperature=0: allowed values are numbers > 0"),
+    ("decode.temperature=0", "decode.temperature=0: allowed values are numbers in [0.01, 100]"),
+    # issue 39: beyond float32's range every sampled title came out empty with a null score
+    ("decode.temperature=1e308", "decode.temperature=1e+308: allowed values are numbers in [0.01, 100]"),
+    ("decode.temperature=1e-50", "decode.temperature=1e-50: allowed values are numbers in [0.01, 100]"),
     ("decode.top_p=0", "decode.top_p=0: allowed values are numbers in (0, 1]"),
     ("decode.top_p=1.5", "decode.top_p=1.5: allowed values are numbers in (0, 1]"),
     ("decode.top_k=-1", "decode.top_k=-1: allowed values are integers >= 0"),
@@ -198,8 +205,9 @@ BAD_DECODE = [  # sampling, diverse beam search, repetition penalty (issue 17)
     ("decode.beam_groups=0", "decode.beam_groups=0: allowed values are integers >= 1"),
     ("decode.beam_groups=3", "decode.beam_groups=3 must divide decode.beam_size=16 (groups of equal size)"),
     ("decode.diversity_penalty=-1", "decode.diversity_penalty=-1: allowed values are numbers >= 0"),
-    ("decode.repetition_penalty=0", "decode.repetition_penalty=0: allowed values are numbers > 0"),
-    ("decode.repetition_penalty=nan", "decode.repetition_penalty=nan: allowed values are numbers > 0"),
+    ("decode.repetition_penalty=0", "decode.repetition_penalty=0: allowed values are numbers in [0.01, 100]"),
+    ("decode.repetition_penalty=nan", "decode.repetition_penalty=nan: allowed values are numbers in [0.01, 100]"),
+    ("decode.repetition_penalty=1e-50", "decode.repetition_penalty=1e-50: allowed values are numbers in [0.01, 100]"),
     ("decode.strategy=sample decode.num_return=65",
      "decode.num_return=65: allowed values are 1 to 64 samples per abstract"),
     ("+trainer.final_decodes.sampled.top_p=2",
@@ -230,7 +238,8 @@ def test_each_out_of_range_option_is_refused_naming_it(config, override, message
     ("train.py", "trainer.batch_size=0", "error: trainer.batch_size=0: allowed values are integers >= 1"),
     ("train.py", "regularizer=rdrop regularizer.alpha=-4",
      "error: regularizer.alpha=-4: allowed values are numbers >= 0 (the weight of R-Drop's KL term)"),
-    ("train.py", "decode.length_penalty=nan", "error: decode.length_penalty=nan: allowed values are finite numbers"),
+    ("train.py", "decode.length_penalty=400", "error: decode.length_penalty=400: allowed values are numbers in "
+                                              "[-10, 10]"),
     ("train.py", "decode.beam_size=10000", "error: decode.beam_size=10000: allowed values are 1 to 64 (memory grows "
                                            "with the beam; titles stop improving long before)"),
     ("train.py", "trainer.bogus=1", "error: unknown option 'trainer.bogus' (python train.py --help lists the options)"),

@@ -157,3 +157,106 @@ def test_data_header_outside_auto_true_false_is_refused_naming_the_allowed_value
 
     with pytest.raises(ConfigError, match=r"data.header='maybe': allowed values are auto, true, false"):
         validate(OmegaConf.create({"data": {"header": "maybe"}}))
+
+
+# --------------------------------------------------------------------------- issue 39: special files, huge lines
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_data_path_that_is_not_a_regular_file_is_refused_in_one_line_before_reading(tmp_path, kind):
+    """A FIFO or /dev/zero as training data made train.py wait forever with no word."""
+    import os
+
+    from seq2seq_rdrop.data import iter_examples
+
+    path = {"fifo": tmp_path / "train.tsv", "directory": tmp_path, "device": "/dev/zero"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(DataError) as info:
+        next(iter_examples(path))
+    said = {"fifo": "a FIFO", "directory": "a directory", "device": "a device"}[kind]
+    assert str(info.value) == f"{path} is {said}, not a regular file: give a data file"
+
+
+def test_train_py_refuses_a_fifo_as_training_data_in_one_line_and_writes_nothing(data_dir, tmp_path):
+    import os
+
+    from conftest import run_script
+
+    os.mkfifo(data_dir / "fifo.tsv")
+    run = tmp_path / "run"
+    done = run_script("train.py", f"data.dir={data_dir}", "data.train_file=fifo.tsv", f"hydra.run.dir={run}",
+                      "trainer.num_threads=1", timeout=120)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"error: data.train_file=fifo.tsv: {data_dir / 'fifo.tsv'} is a FIFO, not a regular file; give a data file"]
+    assert not run.exists()
+
+
+def _columns_cut(text: str, max_chars: int) -> str:
+    return "\t".join(column[:max_chars] for column in text.split("\t"))
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 16])
+def test_columns_cut_while_reading_equal_the_whole_lines_cut_afterwards(tmp_path, monkeypatch, block):
+    """data_lines(max_chars) reads a long line a block at a time and keeps the first max_chars characters of each
+    column: the same text as reading it whole and cutting it, at every block boundary, multi-byte characters,
+    CRLF and blank lines included; lines no longer than the limit come out unchanged."""
+    import random
+
+    from seq2seq_rdrop import data
+
+    rng = random.Random(block)
+    alphabet = ["a", "Z", "7", " ", "é", "中", "文", "𠀀", "，"]
+    lines = ["短标题\t短摘要", "", "\ufeff标题\t" + "中" * 300, "x" * 1000 + "\t" + "𠀀é" * 200 + "\r",
+             "only one column " * 40, "a\t\tb\t" + "文" * 90]
+    lines += ["\t".join("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 400))) for _ in range(rng.randint(1, 5)))
+              for _ in range(30)]
+    path = tmp_path / "lines.tsv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    monkeypatch.setattr(data, "READ_BLOCK", block)
+    whole = list(data.data_lines(path))
+    for max_chars in (5, 37, 100, 10_000):
+        cut = list(data.data_lines(path, max_chars))
+        assert cut == [(n, _columns_cut(text, max_chars)) for n, text in whole], max_chars
+    assert list(data.data_lines(path, 10_000)) == whole
+
+
+def test_a_5_mb_line_is_never_held_whole_when_read_for_training(tmp_path):
+    """read_examples(max_chars=column_limit(...)) of a file with a 5 MB abstract allocates a bounded amount,
+    not the line (tracemalloc counts Python's allocations: no timing, no machine dependence)."""
+    import tracemalloc
+
+    from seq2seq_rdrop.data import column_limit
+
+    path = tmp_path / "train.tsv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("标题一\t" + "摘要" * 20 + "\n")
+        f.write("标题二\t" + "很长的摘要" * (5 * 2**20 // 15) + "\n")  # 5 MB of UTF-8
+        f.write("标题三\t" + "摘要" * 20 + "\n")
+    limit = column_limit(256, 64)
+    tracemalloc.start()
+    try:
+        examples = read_examples(path, max_chars=limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [len(e.abstract) for e in examples] == [40, limit, 40]
+    assert peak < 2**20, peak  # the line is 5 MiB; a block of it and the kept characters are far less
+
+
+def test_the_training_read_limit_keeps_normal_data_whole(data_dir):
+    """Normal titles and abstracts are read exactly as before: the cut only reaches what the model never reads."""
+    from seq2seq_rdrop.data import column_limit
+
+    for name in ("train.tsv", "dev.tsv"):
+        assert read_examples(data_dir / name, max_chars=column_limit(40, 8)) == read_examples(data_dir / name)
+
+
+def test_a_json_line_too_long_to_cut_is_a_bad_line_named_and_skippable(tmp_path):
+    path = tmp_path / "train.jsonl"
+    lines = [{"title": "标题", "abstract": "摘要" * 10}, {"title": "长", "abstract": "摘" * 5000},
+             {"title": "标题三", "abstract": "摘要三"}]
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{path}:2: a JSON line with a field of more than 400 bytes"):
+        read_examples(path, max_chars=100)
+    assert [e.title for e in read_examples(path, skip_bad_lines=True, max_chars=100)] == ["标题", "标题三"]

@@ -154,6 +154,29 @@ def test_an_unwritable_output_is_refused_before_decoding_in_one_line(ckpt, text_
     assert (rc, err.splitlines()) == (1, [f"error: output={tmp_path} is a directory; give a file path"])
 
 
+def test_an_output_in_or_onto_the_checkpoint_is_refused_before_decoding(ckpt, text_file, tmp_path, monkeypatch,
+                                                                        capsys, no_decoding):
+    """Issue 39: output=CHECKPOINT/model.safetensors replaced the weights with titles."""
+    weights = ckpt / "model.safetensors"
+    before = weights.read_bytes()
+    elsewhere = tmp_path / "weights.safetensors"
+    shutil.copy(weights, elsewhere)
+    linked = shutil.copytree(ckpt, tmp_path / "linked", ignore=shutil.ignore_patterns("model.safetensors"))
+    (linked / "model.safetensors").symlink_to(elsewhere)  # the checkpoint's file lives elsewhere
+    (tmp_path / "alias").symlink_to(ckpt)
+    cases = [
+        (ckpt, weights, f"is inside the checkpoint directory {ckpt}; give a path outside it"),
+        (ckpt, ckpt / "new_titles.tsv", f"is inside the checkpoint directory {ckpt}; give a path outside it"),
+        (ckpt, tmp_path / "alias" / "config.json", f"is inside the checkpoint directory {ckpt}; give a path outside it"),
+        (linked, elsewhere, f"is the checkpoint's file {linked / 'model.safetensors'}; give another path"),
+    ]
+    for checkpoint, output, reason in cases:
+        rc, out, err = run_cli(monkeypatch, capsys, f"checkpoint={checkpoint}", f"input={text_file}", f"output={output}")
+        assert (rc, out, err.splitlines()) == (1, "", [f"error: output={output} {reason}"])
+    assert weights.read_bytes() == before == elsewhere.read_bytes()
+    assert no_temp_files(tmp_path) and no_temp_files(ckpt)
+
+
 def test_a_full_disk_leaves_the_old_file_and_no_temp_file(ckpt, text_file, tmp_path, monkeypatch, capsys):
     from seq2seq_rdrop import generation
 

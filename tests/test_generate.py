@@ -11,6 +11,7 @@ import importlib.util
 
 from conftest import TITLE_ALPHABET, load_generate_cli, random_abstracts, run_generate_cli
 import json
+import math
 import os
 import re
 import subprocess
@@ -408,16 +409,30 @@ def test_diverse_beams_and_repetition_penalty_through_the_api(api):
     assert len(penalised) == 3 and all(isinstance(t, str) for t in penalised)
 
 
+@pytest.mark.parametrize("options", [
+    dict(length_penalty=10.0), dict(length_penalty=-10.0), dict(repetition_penalty=0.01),
+    dict(repetition_penalty=100.0), dict(strategy="sample", temperature=0.01), dict(strategy="sample", temperature=100.0),
+    dict(strategy="sample", repetition_penalty=0.01), dict(strategy="sample", repetition_penalty=100.0),
+], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_the_ends_of_the_allowed_ranges_give_titles_with_finite_scores(api, options):
+    """decode_options' bounds on length_penalty, temperature and repetition_penalty keep the arithmetic finite."""
+    results = api.hypotheses(_abstracts(3, seed=4), num_return=2, beam_size=2, max_len=MAX_LEN, **options)
+    assert all(title and math.isfinite(score) for row in results for title, score in row), results
+
+
 def test_new_option_errors_name_the_option_in_one_line(ckpt, tmp_path, monkeypatch, capsys):
     (tmp_path / "a.txt").write_text(_abstracts(1)[0] + "\n", encoding="utf-8")
     base = [f"checkpoint={ckpt}", f"input={tmp_path / 'a.txt'}"]
     for extra, message in [
         (["decode.top_p=1.5"], "error: decode.top_p=1.5: allowed values are numbers in (0, 1]"),
-        (["decode.temperature=0"], "error: decode.temperature=0: allowed values are numbers > 0"),
+        (["decode.temperature=0"], "error: decode.temperature=0: allowed values are numbers in [0.01, 100]"),
         (["decode.strategy=greedy"], "error: decode.strategy='greedy': allowed values are beam, sample"),
-        (["decode.repetition_penalty=-1"], "error: decode.repetition_penalty=-1: allowed values are numbers > 0"),
+        (["decode.repetition_penalty=-1"], "error: decode.repetition_penalty=-1: allowed values are numbers in [0.01, 100]"),
         (["decode.beam_groups=3"],
          "error: decode.beam_groups=3 must divide decode.beam_size=16 (groups of equal size)"),
+        (["decode.length_penalty=400"], "error: decode.length_penalty=400: allowed values are numbers in [-10, 10]"),
+        (["decode.strategy=sample", "decode.temperature=1e308"],
+         "error: decode.temperature=1e+308: allowed values are numbers in [0.01, 100]"),
     ]:
         rc, out, err = run_cli(monkeypatch, capsys, *base, *extra)
         assert (rc, out, err.splitlines()) == (2, "", [message]), extra

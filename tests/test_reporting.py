@@ -484,3 +484,97 @@ def test_word_level_rouge_is_a_secondary_table_of_the_seeds_that_recorded_it_and
     assert (tmp_path / "comparison.csv").read_bytes() == older["comparison.csv"]
     without = md.replace(md[md.index("## Word-level ROUGE"):md.index("## Paired bootstrap")], "")
     assert without.encode("utf-8") == older["comparison.md"]
+
+
+# --------------------------------------------------------------------------- nothing replaced with nothing (issue 39)
+
+
+def small_sweep(root: Path) -> None:
+    rng = np.random.default_rng(3)
+    for s in (0, 1):
+        for reg in ("baseline", "rdrop"):
+            make_run(root, reg, s, _per_example(rng), curve=[(50, 20.0 + s), (300, 40.0 + s)], diagnostics={"m": 1.0})
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["no_runs", "only_unfinished"])
+def test_a_directory_without_finished_runs_is_refused_in_one_line_and_touched_not(tmp_path, layout):
+    """compare.py on a directory without run files used to replace comparison.md with '0 finished of 0' and
+    comparison.csv with 0 bytes."""
+    (tmp_path / "comparison.md").write_text("# my notes, not a report\n", encoding="utf-8")
+    (tmp_path / "comparison.csv").write_text("regularizer\nbaseline\n", encoding="utf-8")
+    if layout == "only_unfinished":
+        (tmp_path / "runs" / "baseline_seed0").mkdir(parents=True)
+    before = snapshot(tmp_path)
+    done = run_script("scripts/compare.py", str(tmp_path), env={"PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    reason = "no run files" if layout == "no_runs" else "none of its 1 run directories has finished"
+    assert done.stderr.startswith(f"error: {tmp_path}: {reason}") and "nothing written" in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_failed_write_keeps_every_previous_output_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The four outputs are written to temporary files and renamed together: a full disk while drawing the
+    last figure replaces none of them."""
+    import errno
+
+    from seq2seq_rdrop.reporting import comparison
+
+    small_sweep(tmp_path)
+    build(tmp_path)
+    before = snapshot(tmp_path)
+    make_run(tmp_path, "rdrop", 2, _per_example(np.random.default_rng(9)))  # the next build would differ
+
+    def full_disk(path, report):
+        Path(path).write_bytes(b"\x89PNG partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(comparison, "write_curves", full_disk)
+    with pytest.raises(CompareError) as info:
+        compare(tmp_path, n_boot=N_BOOT, log=lambda line: None)
+    assert str(info.value) == f"cannot write the report into {tmp_path}: No space left on device; its previous files are kept"
+    after = snapshot(tmp_path)
+    assert {name: after[name] for name in OUTPUT_NAMES} == {name: before[name] for name in OUTPUT_NAMES}
+    assert not [name for name in after if ".tmp" in name]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+DAMAGED_RUN_FILES = {  # file of runs/rdrop_seed1 -> (how it is damaged, what the error says)
+    "metrics.json": (_truncate, "not valid JSON"),
+    "example_scores.json": (_truncate, "not valid JSON"),
+    "diagnostics.json": (lambda p: p.write_text("[1, 2]"), "a JSON list, not the object it should hold"),
+    "eval_log.csv": (lambda p: p.write_text("step,rouge-l\nx\x00y,3\n"), "a row without its step or rouge-l number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED_RUN_FILES))
+def test_a_damaged_run_file_is_named_in_one_line_and_the_report_kept(tmp_path, name):
+    """A copy cut short by a full disk left a truncated run file: its path and what is wrong, not a traceback."""
+    small_sweep(tmp_path)
+    build(tmp_path)
+    before = snapshot(tmp_path)
+    damage, says = DAMAGED_RUN_FILES[name]
+    bad = tmp_path / "runs" / "rdrop_seed1" / name
+    damage(bad)
+    with pytest.raises(CompareError) as info:
+        compare(tmp_path, n_boot=N_BOOT, log=lambda line: None)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{bad}: {says}") and "the file is damaged" in message
+    after = snapshot(tmp_path)
+    assert {n: after[n] for n in OUTPUT_NAMES} == {n: before[n] for n in OUTPUT_NAMES}
+
+
+def test_compare_py_names_a_truncated_run_file_in_one_line(tmp_path):
+    small_sweep(tmp_path)
+    bad = tmp_path / "runs" / "baseline_seed0" / "example_scores.json"
+    _truncate(bad)
+    done = run_script("scripts/compare.py", str(tmp_path), "--n-boot", "20", env={"PYTHONPATH": str(REPO)})
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"error: {bad}: not valid JSON (")
+    assert not (tmp_path / "comparison.md").exists()

@@ -117,3 +117,17 @@ def test_runs_with_the_new_measures_add_well_formedness_columns_word_rouge_and_t
     assert "| preset_seed1 | 1 | " in text and "| 44.00 | 20.00 | +3.00 |" in text  # held-out R-L minus its rule
     assert "Held-out ROUGE-L over 2 seed(s): **42.00** ± 2.83 (sd)" in text
     assert text.startswith(older[:older.index("## Do the titles")])  # the dev part is unchanged
+
+
+def test_a_truncated_run_file_is_named_in_one_line_and_the_report_kept(tmp_path):
+    """Issue 39: a damaged run file gave a JSONDecodeError naming no file; report.md is replaced whole or not."""
+    dev = write_dev(tmp_path)
+    make_run(tmp_path, 0, rule_scores())
+    report = build_quality_report(tmp_path, dev, n_boot=50)
+    before = report.read_bytes()
+    scores = tmp_path / "runs" / "preset_seed0" / "example_scores.json"
+    scores.write_text(scores.read_text()[:20])
+    with pytest.raises(QualityReportError) as info:
+        build_quality_report(tmp_path, dev, n_boot=50)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{scores}: not valid JSON (")
+    assert report.read_bytes() == before and [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []

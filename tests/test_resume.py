@@ -226,6 +226,31 @@ def test_a_planted_pickle_payload_in_a_state_file_is_refused_and_runs_nothing(tm
     assert not marker.exists()
 
 
+def test_train_py_refuses_a_planted_state_before_writing_anything_into_the_run(tmp_path):
+    """Issue 39: the refusal used to come after Hydra had rewritten the run's .hydra/*.yaml; now the
+    ValidateConfig callback reads the state as data first (check_saved_state) and the directory stays as it was."""
+    import torch
+
+    data_dir = write_data(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    overrides = [*TINY, f"data.dir={data_dir}", "trainer.max_steps=2", "trainer.save_every=2", "decode.beam_size=1"]
+    train_in_process(run_dir, *overrides)
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text("# the first run's\n")
+    marker = tmp_path / "payload_ran"
+    state_file = run_dir / "state" / "trainer_state.pt"
+    torch.save({"optimizer": {}, "scheduler": {}, "progress": {}, "rng": _Payload(marker)}, state_file)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    done = subprocess.run([sys.executable, "train.py", *overrides, "trainer.max_steps=10", "trainer.resume=true",
+                           f"hydra.run.dir={run_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f"error: {state_file}: refused, not a trainer state this project wrote (it asks to build posix.system); "
+        "nothing in it was run"], done.stderr
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    assert after == before and not marker.exists()
+
+
 def test_random_states_round_trip_through_a_weights_only_state_file(tmp_path):
     """The python, numpy and torch random streams continue identically after a save and a safe load."""
     import numpy as np

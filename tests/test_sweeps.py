@@ -166,7 +166,14 @@ def test_the_semi_supervised_driver_pretrains_without_the_withheld_titles_and_fi
 
 def test_the_report_is_rebuilt_in_process_and_a_failure_is_exit_status_2(tmp_path, capsys):
     """rebuild_report: reporting.compare() in this process (no scripts/compare.py subprocess); a directory
-    that is not there is 2 with the reason on stderr."""
+    that is not there, or holds no finished run, is 2 with the reason on stderr."""
+    import numpy as np
+
+    from test_reporting import _per_example, make_run
+
+    assert sweeps.rebuild_report(tmp_path) == 2
+    assert "no run files" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    make_run(tmp_path, "baseline", 0, _per_example(np.random.default_rng(0)))
     assert sweeps.rebuild_report(tmp_path) == 0
     assert all((tmp_path / name).is_file() for name in OUTPUT_NAMES)
     assert sweeps.rebuild_report(tmp_path / "absent") == 2

@@ -58,6 +58,7 @@ class BartSeq2Seq(Seq2SeqModel):
     hf_attribute = "bart"
     dropout_config_keys = ("dropout", "attention_dropout")
     cached_layers_key = "decoder_layers"
+    layer_keys = {"encoder_layers": "encoder.layers", "decoder_layers": "decoder.layers"}
     source_states = 2  # the encoder's output [S, H], counted twice by the decoding-memory estimate
     hf_generates = True  # an encoder-decoder: HF generate() runs it (UniLM's seq2seq mask is ours alone)
     hf_model_types = ("bart", "mbart")

@@ -150,6 +150,7 @@ class Seq2SeqModel(nn.Module):
     hf_attribute: str  # the HF model's attribute name ("bert", "bart"): the prefix of its weights' names
     dropout_config_keys: tuple[str, str]  # the HF config's (hidden, attention) dropout fields
     cached_layers_key: str  # the HF config's count of the layers that keep a key/value cache while decoding
+    layer_keys: dict[str, str] = {}  # the HF config's layer counts -> the stem of those layers' weight names
     source_states = 1  # [S, H] tensors per hypothesis besides the cache (the abstract's states for the copy head)
     hf_generates = False  # HF generate() decodes the HF model as the family does (bench_decode.py's peer)
     hf_model_types: tuple[str, ...] = ()  # a plain HF checkpoint's config.json model_type read as this family
@@ -196,6 +197,9 @@ class Seq2SeqModel(nn.Module):
         """A checkpoint directory: ours (with our settings and copy head) or a plain HF one of this family.
         `dropout` None keeps the checkpoint's; copy options None keep what the checkpoint was saved with.
         The tokenizer is the directory's own unless given."""
+        from .weights_fit import check_weights_fit_config  # it builds the model on the meta device: after base
+
+        check_weights_fit_config(cls, path)  # before Hugging Face allocates what config.json asks for
         overrides = {} if dropout is None else dict.fromkeys(cls.dropout_config_keys, dropout)
         hf_model = cls.hf_class.from_pretrained(str(path), **overrides)
         if tokenizer is None:

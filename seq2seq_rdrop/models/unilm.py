@@ -42,6 +42,7 @@ class UniLM(Seq2SeqModel):
     hf_attribute = "bert"
     dropout_config_keys = ("hidden_dropout_prob", "attention_probs_dropout_prob")
     cached_layers_key = "num_hidden_layers"
+    layer_keys = {"num_hidden_layers": "encoder.layer"}
 
     @classmethod
     def from_scratch(cls, tokenizer, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024,

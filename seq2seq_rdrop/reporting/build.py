@@ -123,7 +123,13 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
     resamples from `seed`, cost, equal time, diagnostics, published row), the curves, the grid and its problems.
     `decode` is the decoding of comparison.png; one no run has is an error."""
     runs = discover_runs(root)
+    if not runs:  # a report of nothing would replace one of something
+        raise CompareError(f"{root}: no run files (runs/<regularizer>_seed<S>/, or run directories with metrics.json "
+                           "or .hydra/config.yaml); nothing written")
     scored = finished_runs(runs, root)
+    if not scored:
+        raise CompareError(f"{root}: none of its {len(runs)} run directories has finished (no metrics.json); "
+                           "nothing written")
     exp_regs, exp_seeds, notes = expected_grid(root, runs)
     regs = order_regularizers({r for r, _ in scored} | set(exp_regs))
     finished = [scored[k] for k in sorted(scored, key=lambda k: (regs.index(k[0]), seed_key(k[1])))]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import Run, read_csv_rows
+from ..errors import one_line
+from .runs import Run, damaged, read_csv_rows
 
 
 def log_points(path: Path, column: str) -> dict[int, float]:
@@ -15,7 +16,10 @@ def log_points(path: Path, column: str) -> dict[int, float]:
     after a resume); empty without the file."""
     if not path.is_file():
         return {}
-    return {int(float(r["step"])): float(r[column]) for r in read_csv_rows(path) if r.get(column)}
+    try:
+        return {int(float(r["step"])): float(r[column]) for r in read_csv_rows(path) if r.get(column)}
+    except (KeyError, ValueError, TypeError) as e:  # a cut row: None where a number should be
+        raise damaged(path, f"a row without its step or {column} number ({one_line(e)})") from None
 
 
 def eval_curve(run: Run) -> tuple[np.ndarray, np.ndarray] | None:

@@ -2,8 +2,7 @@
 scripts/tune_rerank.py, scripts/measure_diversity.py); torch is imported only when a table is written."""
 from __future__ import annotations
 
-from pathlib import Path
-
+from ..atomic_files import write_text_atomically
 from ..metrics import METRIC_NAMES
 
 
@@ -23,5 +22,5 @@ def finish_report(lines: list[str], out: str | None, device: str = "cpu") -> int
     print("\n" + report)
     if out:
         header = "".join(f"- {line}\n" for line in machine_lines(torch.device(device)))
-        Path(out).write_text(header + "\n" + report, encoding="utf-8")
+        write_text_atomically(out, header + "\n" + report)
     return 0

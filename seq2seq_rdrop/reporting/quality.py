@@ -7,16 +7,17 @@ rule's per-example scores; it writes REPORT_DIR/report.md, byte-identical from t
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic_files import write_text_atomically
 from ..data import read_examples
 from ..metrics import WORD_METRIC_NAMES, rule_title, score_examples
 from ..title_form import FORM_LABELS
 from .formatting import table
+from .runs import CompareError, damaged, load_json
 from .statistics import hierarchical_bootstrap, mean_sd
 
 BAR_ROUGE_L = 50.0  # issue 31's bar: dev ROUGE-L of the mean of >= 3 seeds ...
@@ -56,13 +57,18 @@ def load_runs(report_dir: Path) -> list[PresetRun]:
         if not scores_path.is_file():
             raise QualityReportError(f"{scores_path}: missing (the per-example scores the intervals resample)")
         pretrain_path = run_dir / "pretrain" / "metrics.json"
-        example_scores = json.loads(scores_path.read_text())
-        test = example_scores.get("test", {}).get("main")
-        runs.append(PresetRun(
-            name=run_dir.name, metrics=json.loads(metrics_path.read_text()),
-            pretrain=json.loads(pretrain_path.read_text()) if pretrain_path.is_file() else None,
-            rouge_l=np.asarray(example_scores["dev"]["main"]["rouge-l"], dtype=float),
-            test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None))
+        try:
+            scores = load_json(scores_path)
+            try:
+                rouge_l = np.asarray(scores["dev"]["main"]["rouge-l"], dtype=float)
+            except (KeyError, TypeError, ValueError):
+                raise damaged(scores_path, "no list of numbers at dev.main.rouge-l") from None
+            test = (scores.get("test") or {}).get("main")
+            runs.append(PresetRun(name=run_dir.name, metrics=load_json(metrics_path), rouge_l=rouge_l,
+                                  pretrain=load_json(pretrain_path) if pretrain_path.is_file() else None,
+                                  test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None))
+        except CompareError as e:  # a damaged run file, named
+            raise QualityReportError(str(e)) from None
     if not runs:
         raise QualityReportError(f"{report_dir / 'runs'}: no run directory with a metrics.json")
     return sorted(runs, key=lambda r: (r.metrics["seed"], r.name))
@@ -211,5 +217,5 @@ def build_quality_report(report_dir: str | Path, dev_path: str | Path, n_boot: i
     runs = load_runs(report_dir)
     summary = summarize(runs, rule_rouge_l(Path(dev_path), runs), n_boot, seed)
     out = report_dir / "report.md"
-    out.write_text(render(runs, summary, Path(dev_path).as_posix()), encoding="utf-8")
+    write_text_atomically(out, render(runs, summary, Path(dev_path).as_posix()))
     return out

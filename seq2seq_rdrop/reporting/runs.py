@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..errors import one_line
 from ..metrics import METRIC_NAMES, score_examples
 from ..regularizer_names import order_regularizers
 
@@ -55,20 +56,38 @@ def _natural_key(path: Path):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts]
 
 
+def damaged(path: Path, what: str) -> CompareError:
+    """The one-line error for a run file that cannot be read as what it should be."""
+    return CompareError(f"{path}: {what}; the file is damaged (rerun its run, or remove the run's directory)")
+
+
 def load_yaml(path: Path):
     # Plain YAML, not OmegaConf: multirun.yaml holds unresolved ${now:...} interpolations.
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise damaged(path, f"not readable YAML ({one_line(e)})") from None
 
 
-def load_json(path: Path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def load_json(path: Path) -> dict:
+    """A run file's JSON object (metrics.json, example_scores.json, diagnostics.json, bench_train.json)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise damaged(path, f"not valid JSON ({one_line(e)})") from None
+    if not isinstance(content, dict):
+        raise damaged(path, f"a JSON {type(content).__name__}, not the object it should hold")
+    return content
 
 
 def read_csv_rows(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise damaged(path, f"not readable CSV ({one_line(e)})") from None
 
 
 def relative(path: Path, root: Path) -> str:
@@ -151,11 +170,16 @@ def metrics_from_eval_log(run_dir: Path) -> dict | None:
     trainer = config.get("trainer") or {}
     if trainer.get("keep") != "last" or not trainer.get("max_steps") or not (run_dir / "eval_log.csv").is_file():
         return None
-    last_rows = {int(float(r["step"])): r for r in read_csv_rows(run_dir / "eval_log.csv")}
-    final = last_rows.get(int(trainer["max_steps"]))
-    if final is None:
-        return None
-    return {"dev": {**{m: float(final[m]) for m in METRIC_NAMES}, "n": int(final["n"])},
+    log_file = run_dir / "eval_log.csv"
+    try:
+        last_rows = {int(float(r["step"])): r for r in read_csv_rows(log_file)}
+        final = last_rows.get(int(trainer["max_steps"]))
+        if final is None:
+            return None
+        dev = {**{m: float(final[m]) for m in METRIC_NAMES}, "n": int(final["n"])}
+    except (KeyError, ValueError, TypeError) as e:  # a cut row: None where a number should be
+        raise damaged(log_file, f"a row without its numbers ({one_line(e)})") from None
+    return {"dev": dev,
             "total_steps": int(trainer["max_steps"]), "kept": "last", FROM_EVAL_LOG: True,
             "decode": config.get("decode")}
 
