@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ from .decode_options import DEFAULT_DECODE
 from .rerank import NO_RERANK, parse_weights, rerank_order
 
 NEG_INF = float("-inf")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -377,25 +379,33 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     weights = parse_weights(decode_cfg.get("rerank", NO_RERANK))
     if weights and options.get("beam_size", 1) > 1:  # re-rank the whole n-best, then keep num_return of it
         options["num_return"] = options["beam_size"]
+    selector = getattr(model, "content_selector", None) if weights.get("sel") else None  # selector.attach
+    if weights.get("sel") and selector is None:
+        log.warning("decode.rerank weighs sel, but the model has no content selector (train.py selector=FILE): "
+                    "the feature is 0 for every title")
     bar = tqdm(total=len(order), desc="decode", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = model.collate([(encoded[i], None, None) for i in chunk])
-        for i, hyps in zip(chunk, search(model, batch["src_ids"].to(device), **options)):
-            results[i] = reranked(hyps, weights, tokenizer, abstracts[i])[:decode_cfg.get("num_return", 1)]
+        selected = selector.spans([abstracts[i] for i in chunk]) if selector else [()] * len(chunk)
+        for i, hyps, spans in zip(chunk, search(model, batch["src_ids"].to(device), **options), selected):
+            results[i] = reranked(hyps, weights, tokenizer, abstracts[i], spans)[:decode_cfg.get("num_return", 1)]
         bar.update(len(chunk))
     bar.close()
     model.train(was_training)
     return results
 
 
-def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str) -> list[Hypothesis]:
-    """`hyps` re-ordered by decode.rerank's weighted features (rerank.py); as they are without weights."""
+def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str,
+             selected=()) -> list[Hypothesis]:
+    """`hyps` re-ordered by decode.rerank's weighted features (rerank.py); as they are without weights.
+    selected: the content selector's (span, probability) pairs of the abstract, for the sel feature."""
     finished = [h for h in hyps if h.log_prob > NEG_INF]  # an unfinished search's placeholder stays last
     if not weights or len(finished) < 2:
         return hyps
     from .tokenizer import decode_ids
 
     titles = [decode_ids(tokenizer, h.tokens) for h in finished]
-    order = rerank_order(weights, titles, [h.score for h in finished], [h.log_prob for h in finished], abstract)
+    order = rerank_order(weights, titles, [h.score for h in finished], [h.log_prob for h in finished], abstract,
+                         selected)
     return [finished[i] for i in order] + [h for h in hyps if h.log_prob == NEG_INF]
