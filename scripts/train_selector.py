@@ -1,7 +1,7 @@
 """Train the content selector (seq2seq_rdrop/selector.py) and score its top span as a title.
 
     python scripts/train_selector.py --out FILE.pt [--data DIR] [--val-size 300]
-                                     [--epochs 6] [--seed 0] [--tag-weight 1] [--score dev]
+                                     [--epochs 6] [--seed 0] [--tag-weight 1] [--no-words] [--score dev]
 
 Trains on train.tsv minus its last --val-size pairs (data.val_size's validation split, left out so that
 re-ranking weights can be chosen on it; the epoch kept is the one whose top span scores best there), with
@@ -34,6 +34,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag-weight", type=float, default=1.0, help="weight of the per-character tag loss")
+    parser.add_argument("--no-words", action="store_true", help="without jieba's words (the ablation)")
     parser.add_argument("--score", nargs="*", default=[], choices=["dev"], help="also score these splits")
     args = parser.parse_args(argv)
     if args.val_size < 0 or args.epochs < 1:
@@ -46,7 +47,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     selector = train_selector([(e.abstract, e.title) for e in train], [t for t in extra if t.strip()],
                               epochs=args.epochs, seed=args.seed, tag_weight=args.tag_weight,
-                              val_pairs=[(e.abstract, e.title) for e in val])
+                              val_pairs=[(e.abstract, e.title) for e in val], words=not args.no_words)
     print(f"trained on {len(train)} pairs in {time.perf_counter() - start:.0f} s")
     selector.save(args.out)
     splits = {"val": val, **({"dev": read_examples(args.data / "dev.tsv")} if "dev" in args.score else {})}

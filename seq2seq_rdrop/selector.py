@@ -120,12 +120,17 @@ def boundary_tags(words: Sequence[str]) -> list[int]:
 @dataclass
 class Lexicon:
     """How title-like each jieba word is: log((count in titles + 1) / (count in abstracts + 1)) minus the
-    corpus-size ratio, binned into LEXICON_BUCKETS (bucket 0: a word seen in neither)."""
+    corpus-size ratio, binned into LEXICON_BUCKETS (bucket 0: a word seen in neither). words=False: no jieba
+    at all (every character its own word, no lexicon): the ablation that measures what the words add."""
 
     weights: dict[str, float]
+    words: bool = True
 
     @classmethod
-    def build(cls, titles: Iterable[str], abstracts: Iterable[str], min_count: int = 2) -> "Lexicon":
+    def build(cls, titles: Iterable[str], abstracts: Iterable[str], min_count: int = 2,
+              words: bool = True) -> "Lexicon":
+        if not words:
+            return cls({}, words=False)
         in_titles = Counter(w for t in titles for w in segment(t))
         in_abstracts = Counter(w for a in abstracts for w in segment(a))
         shift = math.log((sum(in_titles.values()) + 1) / (sum(in_abstracts.values()) + 1))
@@ -143,7 +148,7 @@ def encode_abstract(abstract: str, vocab: dict[str, int], lexicon: Lexicon) -> d
     """The selector's inputs per character of abstract[:MAX_ABSTRACT]: character id (1 = unknown), jieba
     boundary tag, the word's lexicon bucket, relative position bucket, sentence index bucket."""
     text = abstract[:MAX_ABSTRACT]
-    words = segment(text)
+    words = segment(text) if lexicon.words else list(text)
     lex = [lexicon.bucket(w.lower()) for w in words for _ in w]
     sentence, sentences = 0, []
     for c in text:
@@ -265,6 +270,7 @@ class Selector:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"state": self.net.state_dict(), "vocab": self.vocab, "lexicon": self.lexicon.weights,
+                   "words": self.lexicon.words,
                    "sizes": {"dim": self.net.embed["chars"].embedding_dim, "hidden": self.net.heads.in_features}}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.close(fd)
@@ -280,7 +286,7 @@ class Selector:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         net = SelectorNet(len(payload["vocab"]) + 2, **payload["sizes"])
         net.load_state_dict(payload["state"])
-        return cls(net.eval(), payload["vocab"], Lexicon(payload["lexicon"]))
+        return cls(net.eval(), payload["vocab"], Lexicon(payload["lexicon"], payload.get("words", True)))
 
 
 def attach(model, selector: Selector) -> None:
@@ -298,15 +304,17 @@ def build_vocab(abstracts: Iterable[str], min_count: int = 2) -> dict[str, int]:
 
 def train_selector(pairs: Sequence[tuple[str, str]], extra_titles: Sequence[str] = (), epochs: int = 6,
                    batch_size: int = 32, lr: float = 2e-3, tag_weight: float = 1.0, seed: int = 0,
-                   dim: int = 64, hidden: int = 96, val_pairs: Sequence[tuple[str, str]] = (), log=print) -> Selector:
+                   dim: int = 64, hidden: int = 96, val_pairs: Sequence[tuple[str, str]] = (), words: bool = True,
+                   log=print) -> Selector:
     """A Selector trained on (abstract, title) pairs; extra_titles (title-only text) join the pairs' titles in
     the lexicon. Labels: copy_tags and best_span of each pair over abstract[:MAX_ABSTRACT]. With val_pairs,
-    the weights kept are those of the epoch whose top span scores best on them (top_span_rouge_l)."""
+    the weights kept are those of the epoch whose top span scores best on them (top_span_rouge_l). words=False:
+    without jieba (Lexicon)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     abstracts = [a for a, _ in pairs]
     vocab = build_vocab(abstracts)
-    lexicon = Lexicon.build([t for _, t in pairs] + list(extra_titles), abstracts)
+    lexicon = Lexicon.build([t for _, t in pairs] + list(extra_titles), abstracts, words=words)
     start_time = time.perf_counter()
     examples = []
     for abstract, title in pairs:
