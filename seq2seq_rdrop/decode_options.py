@@ -61,6 +61,7 @@ OPTIONS = (
     DecodeOption("diversity_penalty", 0.0, "diversity_penalty", low=0.0, only="beams", later=True),
     DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=0.0, low_open=True, later=True),
     DecodeOption("rerank", NO_RERANK, None, later=True),  # none or {feature: weight}: rerank.py
+    DecodeOption("span_candidates", 0, None, low=0, high=5, later=True),  # the selector's spans as candidates
 )
 DEFAULT_DECODE = {o.name: o.default for o in OPTIONS}
 # a checkpoint that does not name these decoded as their defaults say: it is not warned about
@@ -79,6 +80,8 @@ def check(opts: dict, prefix: str = "decode.") -> dict:
     if opts["strategy"] not in STRATEGIES:
         raise ConfigError(f"{prefix}strategy={show(opts['strategy'])}: allowed values are {', '.join(STRATEGIES)}")
     _check_integers(opts, prefix)
+    if opts["span_candidates"] > 5:  # the selector's spans at hand (selector.spans' top 5, the sel feature's)
+        raise ConfigError(f"{prefix}span_candidates={opts['span_candidates']}: allowed values are 0 to 5")
     if opts["beam_size"] > MAX_BEAM_SIZE:
         raise ConfigError(f"{prefix}beam_size={opts['beam_size']}: allowed values are 1 to {MAX_BEAM_SIZE} "
                           "(memory grows with the beam; titles stop improving long before)")

@@ -379,21 +379,56 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     weights = parse_weights(decode_cfg.get("rerank", NO_RERANK))
     if weights and options.get("beam_size", 1) > 1:  # re-rank the whole n-best, then keep num_return of it
         options["num_return"] = options["beam_size"]
-    selector = getattr(model, "content_selector", None) if weights.get("sel") else None  # selector.attach
-    if weights.get("sel") and selector is None:
-        log.warning("decode.rerank weighs sel, but the model has no content selector (train.py selector=FILE): "
-                    "the feature is 0 for every title")
+    extra = decode_cfg.get("span_candidates", 0) if weights else 0
+    selector = getattr(model, "content_selector", None) if weights.get("sel") or extra else None  # selector.attach
+    if (weights.get("sel") or extra) and selector is None:
+        log.warning("decode.rerank weighs sel or decode.span_candidates is set, but the model has no content "
+                    "selector (train.py selector=FILE): no selector spans are used")
     bar = tqdm(total=len(order), desc="decode", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = model.collate([(encoded[i], None, None) for i in chunk])
         selected = selector.spans([abstracts[i] for i in chunk]) if selector else [()] * len(chunk)
-        for i, hyps, spans in zip(chunk, search(model, batch["src_ids"].to(device), **options), selected):
+        searched = search(model, batch["src_ids"].to(device), **options)
+        if selector and extra:
+            sources = [encode_text(tokenizer, abstracts[i], max_source_len) for i in chunk]
+            searched = with_span_candidates(model, tokenizer, sources, searched, selected, extra, options, device)
+        for i, hyps, spans in zip(chunk, searched, selected):
             results[i] = reranked(hyps, weights, tokenizer, abstracts[i], spans)[:decode_cfg.get("num_return", 1)]
         bar.update(len(chunk))
     bar.close()
     model.train(was_training)
     return results
+
+
+@torch.no_grad()
+def with_span_candidates(model, tokenizer, sources, n_bests, selected, count: int, options: dict,
+                         device) -> list[list[Hypothesis]]:
+    """Each n-best with the `count` most likely spans of its abstract's `selected` (the content selector's, text
+    and probability) appended as hypotheses, scored by the model (teacher-forced sum log p, end token included, as
+    beam search scores a finished title). sources: the abstracts' token ids (encode_text). A span the n-best
+    holds already, longer than options' max_len, or with a character the tokenizer does not know, is left out."""
+    from .tokenizer import decode_ids, encode_text
+
+    jobs = []  # (row, token ids)
+    for row, (hyps, spans) in enumerate(zip(n_bests, selected)):
+        known = {decode_ids(tokenizer, h.tokens) for h in hyps}
+        for text, _ in spans[:count]:
+            ids = encode_text(tokenizer, text.lower())
+            if (0 < len(ids) <= options.get("max_len", DEFAULT_DECODE["max_len"]) and tokenizer.unk_token_id not in ids
+                    and decode_ids(tokenizer, ids) not in known):
+                jobs.append((row, ids))
+    out = [list(hyps) for hyps in n_bests]
+    if not jobs:
+        return out
+    built = [model.build_example(sources[row], ids) for row, ids in jobs]
+    batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in model.collate(built).items()}
+    log_probs = model(batch)
+    target = batch["tgt_out"]
+    picked = (log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1) * (target != model.pad_id)).sum(1).tolist()
+    for (row, ids), total in zip(jobs, picked):
+        out[row].append(Hypothesis(list(ids), _normalise(total, len(ids) + 1, options.get("length_penalty", 1.0)), total))
+    return out
 
 
 def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str,

@@ -126,3 +126,61 @@ def test_a_missing_selector_file_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^selector=.*nope.pt: no such file"):
         validate(compose_train([f"selector={tmp_path / 'nope.pt'}"]))
+
+
+def test_span_candidates_are_scored_as_the_search_scores_a_title_token_by_token(tmp_path):
+    """with_span_candidates' teacher-forced log p of a text equals the sum of the log-probs the decoder's
+    incremental path (start, step: what beam search reads) gives its tokens and the end token, so spans and beam
+    titles compete on one scale."""
+    from conftest import TITLE_ALPHABET, random_abstracts, tiny_title_model
+
+    from seq2seq_rdrop.decoding import with_span_candidates
+    from seq2seq_rdrop.tokenizer import build_tokenizer, encode_text
+
+    tokenizer = build_tokenizer(["".join(TITLE_ALPHABET)], tmp_path / "tokenizer")
+    model = tiny_title_model(tokenizer, copy=True).eval()
+    abstracts = random_abstracts(2, seed=7)
+    sources = [encode_text(tokenizer, a, 20) for a in abstracts]
+    spans = [[(a[3:9], 0.6), (a[1:4], 0.4)] for a in abstracts]
+    scored = with_span_candidates(model, tokenizer, sources, [[] for _ in abstracts], spans, 2,
+                                  {"max_len": 8, "length_penalty": 1.0}, "cpu")
+    for source, row, hyps in zip(sources, spans, scored):
+        assert [h.tokens for h in hyps] == [encode_text(tokenizer, text) for text, _ in row]
+        for h in hyps:
+            src = model.collate([(model.build_example(source, None)[0], None, None)])["src_ids"]
+            with torch.no_grad():
+                state, log_probs = model.start(src)
+                total = 0.0
+                for token in h.tokens + [model.eos_id]:
+                    total += float(log_probs[0, token])
+                    state, log_probs = model.step(state, torch.tensor([token]))
+            assert h.log_prob == pytest.approx(total, abs=1e-4)
+            assert h.score == pytest.approx(total / (len(h.tokens) + 1))
+    again = with_span_candidates(model, tokenizer, sources, scored, spans, 2, {"max_len": 8}, "cpu")
+    assert [len(h) for h in again] == [len(h) for h in scored]  # titles the n-best holds are not added twice
+    short = with_span_candidates(model, tokenizer, sources, [[] for _ in abstracts], spans, 2, {"max_len": 4}, "cpu")
+    assert [[len(h.tokens) for h in row] for row in short] == [[3], [3]]  # longer than max_len: left out
+
+
+def test_span_candidates_join_the_n_best_of_a_checkpoint_with_a_selector(tmp_path):
+    from conftest import TITLE_ALPHABET, random_abstracts, tiny_title_model
+
+    from seq2seq_rdrop import TitleGenerator
+    from seq2seq_rdrop.checkpoints import save_model_checkpoint
+    from seq2seq_rdrop.selector import attach
+    from seq2seq_rdrop.tokenizer import build_tokenizer
+
+    abstracts = random_abstracts(3, seed=5, lo=12, hi=16)
+    selector = train_selector([(a, a[2:6]) for a in abstracts], epochs=1, dim=8, hidden=8, log=lambda m: None)
+    tokenizer = build_tokenizer(["".join(TITLE_ALPHABET)], tmp_path / "tokenizer")
+    model = tiny_title_model(tokenizer, copy=True)
+    attach(model, selector)
+    api = TitleGenerator.from_pretrained(save_model_checkpoint(tmp_path / "ckpt", model, tokenizer), device="cpu",
+                                         max_source_len=20)
+    options = dict(beam_size=2, max_len=40, num_return=2, no_repeat_ngram=0)
+    plain = api.generate(abstracts, rerank={"lp": 1}, **options)
+    spans = [[t for t, _ in row] for row in selector.spans(abstracts)]
+    by_sel = api.generate(abstracts, rerank={"sel": 1}, span_candidates=1, **options)
+    for beam_titles, picked, row in zip(plain, by_sel, spans):
+        assert picked[0] in beam_titles or picked[0] == row[0]  # a beam title or the selector's top span
+    assert any(p[0] == row[0] for p, row in zip(by_sel, spans))  # the top span is closest to the spans somewhere
