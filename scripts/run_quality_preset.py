@@ -1,6 +1,6 @@
 """Train the from-scratch quality preset, budgeted in optimizer steps, and print what it reached.
 
-    python scripts/run_quality_preset.py [--pretrain-steps 600] [--selector-epochs 0] [--max-minutes M]
+    python scripts/run_quality_preset.py [--pretrain-steps 600] [--selector-epochs 10] [--max-minutes M]
                                          [--pretrain-override K=V ...] [train.py overrides ...]
 
 First runs `python pretrain.py trainer.max_steps=<--pretrain-steps>` (self-supervised pretraining on
@@ -8,8 +8,8 @@ titles_only.txt and the training split, into RUN_DIR/pretrain/; 0 = no pretraini
 fine-tuning applies to it too unless --pretrain-override names one), then fine-tunes from its checkpoint
 with `python train.py +experiment=quality` (trainer.max_steps there). --selector-epochs N > 0 first trains the
 content selector (scripts/train_selector.py, N passes over the training pairs, into RUN_DIR/selector.pt) and
-hands it to the fine-tuning (selector=...): it travels in the checkpoint and feeds decode.rerank's sel feature
-(give the weights with it, e.g. 'decode.rerank={lp:..,sel:..}'). The same command with the same
+hands it to the fine-tuning (selector=...): it travels in the checkpoint, its spans join the n-best
+(decode.span_candidates) and feed decode.rerank's sel feature (+experiment=quality's weights); 0 = none. The same command with the same
 --run-dir continues a stopped run where it stopped (trainer.resume=true) and skips what is finished.
 Steps, not minutes: the same seed gives the same model on a fast or a slow machine. It prints dev ROUGE-1/2/L and BLEU, the
 no-training floors beside them, and the wall-clock minutes the whole command took. --max-minutes M is an
@@ -39,8 +39,8 @@ def main() -> int:
     parser.add_argument("--run-dir", default=None, help="hydra.run.dir (default outputs/runs/quality_<time>)")
     parser.add_argument("--pretrain-steps", type=int, default=600,
                         help="optimizer steps of pretrain.py first (default 600; 0 = no pretraining)")
-    parser.add_argument("--selector-epochs", type=int, default=0,
-                        help="passes of the content selector's training first (default 0: no selector)")
+    parser.add_argument("--selector-epochs", type=int, default=10,
+                        help="passes of the content selector's training first (default 10; 0: no selector)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="optional cap on the fine-tuning's minutes (trainer.max_minutes); default: none")
     parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
