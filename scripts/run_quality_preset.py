@@ -1,12 +1,15 @@
 """Train the from-scratch quality preset, budgeted in optimizer steps, and print what it reached.
 
-    python scripts/run_quality_preset.py [--pretrain-steps 600] [--max-minutes M]
+    python scripts/run_quality_preset.py [--pretrain-steps 600] [--selector-epochs 10] [--max-minutes M]
                                          [--pretrain-override K=V ...] [train.py overrides ...]
 
 First runs `python pretrain.py trainer.max_steps=<--pretrain-steps>` (self-supervised pretraining on
 titles_only.txt and the training split, into RUN_DIR/pretrain/; 0 = no pretraining; seed=S given for the
 fine-tuning applies to it too unless --pretrain-override names one), then fine-tunes from its checkpoint
-with `python train.py +experiment=quality` (trainer.max_steps there). The same command with the same
+with `python train.py +experiment=quality` (trainer.max_steps there). --selector-epochs N > 0 first trains the
+content selector (scripts/train_selector.py, N passes over the training pairs, into RUN_DIR/selector.pt) and
+hands it to the fine-tuning (selector=...): it travels in the checkpoint, its spans join the n-best
+(decode.span_candidates) and feed decode.rerank's sel feature (+experiment=quality's weights); 0 = none. The same command with the same
 --run-dir continues a stopped run where it stopped (trainer.resume=true) and skips what is finished.
 Steps, not minutes: the same seed gives the same model on a fast or a slow machine. It prints dev ROUGE-1/2/L and BLEU, the
 no-training floors beside them, and the wall-clock minutes the whole command took. --max-minutes M is an
@@ -36,6 +39,8 @@ def main() -> int:
     parser.add_argument("--run-dir", default=None, help="hydra.run.dir (default outputs/runs/quality_<time>)")
     parser.add_argument("--pretrain-steps", type=int, default=600,
                         help="optimizer steps of pretrain.py first (default 600; 0 = no pretraining)")
+    parser.add_argument("--selector-epochs", type=int, default=10,
+                        help="passes of the content selector's training first (default 10; 0: no selector)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="optional cap on the fine-tuning's minutes (trainer.max_minutes); default: none")
     parser.add_argument("--pretrain-override", action="append", default=[], metavar="KEY=VALUE",
@@ -50,6 +55,15 @@ def main() -> int:
             print(f"pretrain.py failed (exit {code})", file=sys.stderr)
             return code
         overrides = [f"model.pretrained={pretrain_dir / 'checkpoint'}", *overrides]
+    if args.selector_epochs > 0:
+        selector = run_dir / "selector.pt"
+        if not (REPO / selector).is_file():  # else: trained by an earlier call
+            code = run(["scripts/train_selector.py", "--out", str(selector), "--epochs", str(args.selector_epochs),
+                        *selector_options(overrides)])
+            if code != 0:
+                print(f"train_selector.py failed (exit {code})", file=sys.stderr)
+                return code
+        overrides = [f"selector={selector}", *overrides]
     if args.max_minutes is not None:
         overrides = [f"trainer.max_minutes={args.max_minutes:g}", *overrides]
     if not (REPO / run_dir / "metrics.json").is_file():  # else: finished by an earlier call
@@ -76,6 +90,14 @@ def with_seed(pretrain_overrides: list[str], overrides: list[str]) -> list[str]:
     if any(o.startswith("seed=") for o in pretrain_overrides):
         return pretrain_overrides
     return [*(o for o in overrides if o.startswith("seed=")), *pretrain_overrides]
+
+
+def selector_options(overrides: list[str]) -> list[str]:
+    """train_selector.py's options from the fine-tuning's: --seed (seed=S: one seed makes one model), --val-size
+    (data.val_size=N: the validation pairs stay unseen; default 0) and --data (data.dir=DIR)."""
+    given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    return ["--seed", given.get("seed", "0"), "--val-size", given.get("data.val_size", "0"),
+            *(["--data", given["data.dir"]] if given.get("data.dir") not in (None, "null") else [])]
 
 
 def print_result(metrics: dict, minutes: float) -> None:

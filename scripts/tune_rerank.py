@@ -2,7 +2,7 @@
 
     python scripts/tune_rerank.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data/csl/train.tsv] [--last 300]
                                   [--beam-size 16] [--no-repeat-ngram 3] [--max-len N]
-                                  [--features lp logp len mbr rule span]
+                                  [--features lp logp len mbr rule span sel]
                                   [--trials 2000] [--seed 0] [--out FILE.md]
 
 The pairs: the last --last pairs of --data, by default the validation split of a run trained with
@@ -38,7 +38,8 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--beam-size", type=int, default=16)
     parser.add_argument("--no-repeat-ngram", type=int, default=3)
     parser.add_argument("--max-len", type=int, default=None, help="title tokens at most (default: the checkpoint's)")
-    parser.add_argument("--features", nargs="+", choices=FEATURES, default=list(FEATURES))
+    parser.add_argument("--features", nargs="+", choices=FEATURES, default=list(FEATURES),
+                        help="sel needs checkpoints trained with selector=FILE (it is 0 otherwise)")
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
@@ -66,10 +67,12 @@ def nbest_lists(checkpoint: str, examples, args) -> tuple[list, list, list]:
     abstracts = [e.abstract for e in examples]
     rows = generate(generator.model, generator.tokenizer, abstracts, options, max_source_len=generator.max_source_len,
                     device=generator.device, progress=True)
+    selector = getattr(generator.model, "content_selector", None)  # the sel feature's spans (selector.py)
+    selected = selector.spans(abstracts) if selector else [()] * len(abstracts)
     feats, gains, titles = [], [], []
-    for row, example in zip(rows, examples):
+    for row, example, spans in zip(rows, examples, selected):
         texts = [decode_ids(generator.tokenizer, h.tokens) for h in row]
-        feats.append(features(texts, [h.score for h in row], [h.log_prob for h in row], example.abstract))
+        feats.append(features(texts, [h.score for h in row], [h.log_prob for h in row], example.abstract, spans))
         gains.append([rouge_l(example.title, t) for t in texts])
         titles.append((texts, row))
     return feats, gains, titles

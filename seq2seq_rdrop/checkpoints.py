@@ -141,6 +141,11 @@ def save_model_checkpoint(target, model, tokenizer, cfg=None, extra: dict | None
             OmegaConf.save(cfg, tmp / "train_config.yaml", resolve=True)
         if extra:
             (tmp / "trainer_info.json").write_text(json.dumps(extra, indent=2))
+        selector = getattr(model, "content_selector", None)  # selector.attach: decode.rerank's sel feature
+        if selector is not None:
+            from .selector import SELECTOR_FILE
+
+            selector.save(tmp / SELECTOR_FILE)
 
     return atomic_write_dir(target, write)
 

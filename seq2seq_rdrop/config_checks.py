@@ -125,6 +125,7 @@ def validate(cfg) -> None:
     (regularizer, model family and sizes, learning-rate schedule). Raises ConfigError (one line)."""
     check = Checker(cfg)
     check.integer("seed", 0, 2**32 - 1)
+    _check_selector(check)
     _check_data(check)
     _check_model(check)
     _check_trainer(check)
@@ -187,6 +188,17 @@ def _check_data_files(check: Checker) -> None:
             problem = regular_file_problem(data_dir / name)
             if problem and problem != "no such file":
                 raise ConfigError(f"data.{option}={name}: {data_dir / name} {problem}; give a data file")
+
+
+def _check_selector(check: Checker) -> None:
+    """selector: null or a content selector file (scripts/train_selector.py --out)."""
+    value = check.get("selector")
+    if value in (_UNSET, None):
+        return
+    check.text("selector", what="a content selector file")
+    if not Path(value).is_file():
+        raise ConfigError(f"selector={value}: no such file (a content selector: python scripts/train_selector.py "
+                          "--out FILE.pt)")
 
 
 def _check_model(check: Checker) -> None:

@@ -73,6 +73,7 @@ OPTIONS = (
     DecodeOption("repetition_penalty", 1.0, "repetition_penalty", low=SCALE_RANGE[0], high=SCALE_RANGE[1],
                  later=True),
     DecodeOption("rerank", NO_RERANK, None, later=True),  # none or {feature: weight}: rerank.py
+    DecodeOption("span_candidates", 0, None, low=0, high=5, later=True),  # the selector's spans as candidates
 )
 DEFAULT_DECODE = {o.name: o.default for o in OPTIONS}
 # a checkpoint that does not name these decoded as their defaults say: it is not warned about
@@ -91,6 +92,8 @@ def check(opts: dict, prefix: str = "decode.") -> dict:
     if opts["strategy"] not in STRATEGIES:
         raise ConfigError(f"{prefix}strategy={show(opts['strategy'])}: allowed values are {', '.join(STRATEGIES)}")
     _check_integers(opts, prefix)
+    if opts["span_candidates"] > 5:  # the selector's spans at hand (selector.spans' top 5, the sel feature's)
+        raise ConfigError(f"{prefix}span_candidates={opts['span_candidates']}: allowed values are 0 to 5")
     if opts["beam_size"] > MAX_BEAM_SIZE:
         raise ConfigError(f"{prefix}beam_size={opts['beam_size']}: allowed values are 1 to {MAX_BEAM_SIZE} "
                           "(memory grows with the beam; titles stop improving long before)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,6 +35,7 @@ from .decode_options import DEFAULT_DECODE
 from .rerank import NO_RERANK, parse_weights, rerank_order
 
 NEG_INF = float("-inf")
+log = logging.getLogger(__name__)
 # seconds per phase of generate() (tokenize, search, rerank), added up within timing_phases' block
 _PHASE_TOTALS: ContextVar[dict | None] = ContextVar("phase_totals", default=None)
 
@@ -408,28 +410,71 @@ def generate(model, tokenizer, abstracts: list[str], decode_cfg: dict, batch_siz
     weights = parse_weights(decode_cfg.get("rerank", NO_RERANK))
     if weights and options.get("beam_size", 1) > 1:  # re-rank the whole n-best, then keep num_return of it
         options["num_return"] = options["beam_size"]
+    extra = decode_cfg.get("span_candidates", 0) if weights else 0
+    selector = getattr(model, "content_selector", None) if weights.get("sel") or extra else None  # selector.attach
+    if (weights.get("sel") or extra) and selector is None:
+        log.warning("decode.rerank weighs sel or decode.span_candidates is set, but the model has no content "
+                    "selector (train.py selector=FILE): no selector spans are used")
     bar = tqdm(total=len(order), desc="decode", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = model.collate([(encoded[i], None, None) for i in chunk])
+        with phase("select"):
+            selected = selector.spans([abstracts[i] for i in chunk]) if selector else [()] * len(chunk)
         with phase("search"):
-            found = search(model, batch["src_ids"].to(device), **options)
+            searched = search(model, batch["src_ids"].to(device), **options)
+            if selector and extra:
+                sources = [encode_text(tokenizer, abstracts[i], max_source_len) for i in chunk]
+                searched = with_span_candidates(model, tokenizer, sources, searched, selected, extra, options, device)
         with phase("rerank"):
-            for i, hyps in zip(chunk, found):
-                results[i] = reranked(hyps, weights, tokenizer, abstracts[i])[:decode_cfg.get("num_return", 1)]
+            for i, hyps, spans in zip(chunk, searched, selected):
+                results[i] = reranked(hyps, weights, tokenizer, abstracts[i], spans)[:decode_cfg.get("num_return", 1)]
         bar.update(len(chunk))
     bar.close()
     model.train(was_training)
     return results
 
 
-def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str) -> list[Hypothesis]:
-    """`hyps` re-ordered by decode.rerank's weighted features (rerank.py); as they are without weights."""
+@torch.no_grad()
+def with_span_candidates(model, tokenizer, sources, n_bests, selected, count: int, options: dict,
+                         device) -> list[list[Hypothesis]]:
+    """Each n-best with the `count` most likely spans of its abstract's `selected` (the content selector's, text
+    and probability) appended as hypotheses, scored by the model (teacher-forced sum log p, end token included, as
+    beam search scores a finished title). sources: the abstracts' token ids (encode_text). A span the n-best
+    holds already, longer than options' max_len, or with a character the tokenizer does not know, is left out."""
+    from .tokenizer import decode_ids, encode_text
+
+    jobs = []  # (row, token ids)
+    for row, (hyps, spans) in enumerate(zip(n_bests, selected)):
+        known = {decode_ids(tokenizer, h.tokens) for h in hyps}
+        for text, _ in spans[:count]:
+            ids = encode_text(tokenizer, text.lower())
+            if (0 < len(ids) <= options.get("max_len", DEFAULT_DECODE["max_len"]) and tokenizer.unk_token_id not in ids
+                    and decode_ids(tokenizer, ids) not in known):
+                jobs.append((row, ids))
+    out = [list(hyps) for hyps in n_bests]
+    if not jobs:
+        return out
+    built = [model.build_example(sources[row], ids) for row, ids in jobs]
+    batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in model.collate(built).items()}
+    log_probs = model(batch)
+    target = batch["tgt_out"]
+    picked = (log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1) * (target != model.pad_id)).sum(1).tolist()
+    for (row, ids), total in zip(jobs, picked):
+        out[row].append(Hypothesis(list(ids), _normalise(total, len(ids) + 1, options.get("length_penalty", 1.0)), total))
+    return out
+
+
+def reranked(hyps: list[Hypothesis], weights: dict[str, float], tokenizer, abstract: str,
+             selected=()) -> list[Hypothesis]:
+    """`hyps` re-ordered by decode.rerank's weighted features (rerank.py); as they are without weights.
+    selected: the content selector's (span, probability) pairs of the abstract, for the sel feature."""
     finished = [h for h in hyps if h.log_prob > NEG_INF]  # an unfinished search's placeholder stays last
     if not weights or len(finished) < 2:
         return hyps
     from .tokenizer import decode_ids
 
     titles = [decode_ids(tokenizer, h.tokens) for h in finished]
-    order = rerank_order(weights, titles, [h.score for h in finished], [h.log_prob for h in finished], abstract)
+    order = rerank_order(weights, titles, [h.score for h in finished], [h.log_prob for h in finished], abstract,
+                         selected)
     return [finished[i] for i in order] + [h for h in hyps if h.log_prob == NEG_INF]

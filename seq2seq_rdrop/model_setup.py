@@ -23,7 +23,17 @@ log = logging.getLogger(__name__)
 
 def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):
     """(model, tokenizer, resume_from): the saved state's model (trainer.resume), a local pretrained
-    checkpoint (model.pretrained), or a fresh model with a character vocabulary of the training split."""
+    checkpoint (model.pretrained), or a fresh model with a character vocabulary of the training split; with
+    the content selector of `selector` attached (it travels in the checkpoints, for decode.rerank's sel)."""
+    model, tokenizer, resume_from = _build_or_resume_model(cfg, out_dir, train_examples, ctx)
+    if cfg.get("selector"):
+        from .selector import Selector, attach
+
+        attach(model, Selector.load(cfg.selector))
+    return model, tokenizer, resume_from
+
+
+def _build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):
     state_dir = out_dir / "state"
     if ctx.is_main:
         for directory in (state_dir, out_dir / "checkpoint"):

@@ -12,6 +12,9 @@ between models and lists of another length). The features of a candidate title t
   (minimum Bayes risk: what the list agrees on)
 - rule: ROUGE-L F1 of t against the one-line rule's title of a (metrics.rule_title: the clause after a verb
   of proposing), a prior on where in the abstract a title comes from.
+- sel: expected ROUGE-L F1 of t against the content selector's most likely spans of a (selector.py: a learned
+  model of where the title comes from, over the whole abstract), weighted by their probabilities; 0 (so no
+  effect) when no selector's spans are given.
 
 Among the re-ordered candidates, those with an unbalanced bracket or copied boilerplate (正文, 摘要, ...) go
 last. scripts/tune_rerank.py chooses the weights on a validation split. Torch-free (decode_options checks the option
@@ -28,7 +31,7 @@ from typing import Callable, Sequence
 from .errors import ConfigError
 from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
 
-FEATURES = ("lp", "logp", "len", "mbr", "rule", "span")
+FEATURES = ("lp", "logp", "len", "mbr", "rule", "span", "sel")
 NO_RERANK = "none"
 MBR_TEMPERATURE = 3.0  # softmax(sum log p / T) weighs the other candidates in the mbr feature
 # bounded()'s settings for the features() computed in its block (a server's decode thread); none outside one
@@ -74,9 +77,10 @@ def format_weights(weights: dict[str, float]) -> str:
 
 
 def features(titles: Sequence[str], scores: Sequence[float], log_probs: Sequence[float],
-             abstract: str) -> list[list[float]]:
+             abstract: str, selected: Sequence[tuple[str, float]] = ()) -> list[list[float]]:
     """Each candidate's FEATURES, standardised within the list (zero mean, unit spread; a constant feature
-    is all zeros). titles: as decoded (lower-cased); scores and log_probs: the search's (decoding.Hypothesis)."""
+    is all zeros). titles: as decoded (lower-cased); scores and log_probs: the search's (decoding.Hypothesis);
+    selected: the selector's (span, probability) pairs of the abstract (Selector.spans), for the sel feature."""
     check, mbr_evidence = _BOUNDS.get()
     source, rule = abstract.lower(), rule_title(abstract).lower()
     top = max(log_probs)
@@ -92,8 +96,9 @@ def features(titles: Sequence[str], scores: Sequence[float], log_probs: Sequence
         others = [j for j in evidence if j != i]
         weight = sum(prior[j] for j in others)
         mbr = sum(prior[j] * _pair(similarity, titles, j, i) for j in others) / weight if others else 0.0
+        sel = sum(p * rouge_l(span.lower(), title) for span, p in selected)
         rows.append([score, lp, len(title), mbr, rouge_l(rule, title),
-                     longest_shared_span(title, source) / max(len(title), 1)])
+                     longest_shared_span(title, source) / max(len(title), 1), sel])
     return [list(z) for z in zip(*(_standardised(column) for column in zip(*rows)))]
 
 
@@ -123,12 +128,12 @@ def longest_shared_span(title: str, source: str) -> int:
 
 
 def rerank_order(weights: dict[str, float], titles: Sequence[str], scores: Sequence[float],
-                 log_probs: Sequence[float], abstract: str) -> list[int]:
+                 log_probs: Sequence[float], abstract: str, selected: Sequence[tuple[str, float]] = ()) -> list[int]:
     """Candidate indices, best first by the weighted features, well-formed titles (well_formed) before the
-    others; ties keep the given order."""
+    others; ties keep the given order. selected: as features()."""
     if not weights or len(titles) < 2:
         return list(range(len(titles)))
-    return order_of(weights, titles, features(titles, scores, log_probs, abstract))
+    return order_of(weights, titles, features(titles, scores, log_probs, abstract, selected))
 
 
 def order_of(weights: dict[str, float], titles: Sequence[str], rows: Sequence[Sequence[float]]) -> list[int]:

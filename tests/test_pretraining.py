@@ -92,7 +92,8 @@ def test_read_lines_names_file_and_line_of_bad_bytes(tmp_path):
 
 
 def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_minutes(tmp_path):
-    """scripts/run_quality_preset.py: pretrain.py for --pretrain-steps, then train.py from its checkpoint, both
+    """scripts/run_quality_preset.py: pretrain.py for --pretrain-steps, the content selector, then train.py from
+    the pretrained checkpoint with the selector attached, all
     with the seed given; it prints the scores, the no-training floors beside them and the minutes. The same
     command again finds both finished and only reports."""
     data = tmp_path / "csl"
@@ -111,6 +112,10 @@ def test_run_quality_preset_pretrains_then_fine_tunes_by_steps_and_reports_the_m
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"]["pretrained"] == str(run_dir / "pretrain" / "checkpoint")
     assert metrics["decode"]["no_repeat_ngram"] == 3  # the preset's decoding
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.load(run_dir / "checkpoint" / "train_config.yaml").selector == str(run_dir / "selector.pt")
+    assert (run_dir / "checkpoint" / "selector.pt").is_file()
     pretrain_metrics = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
     assert pretrain_metrics["total_steps"] == 2 and metrics["total_steps"] == metrics["steps"] == 2
     assert pretrain_metrics["seed"] == metrics["seed"] == 3

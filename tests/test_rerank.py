@@ -143,3 +143,17 @@ def test_tune_rerank_refuses_a_checkpoint_that_trained_on_the_pairs_and_tunes_on
     value = OverridesParser.create().parse_overrides([f"decode.rerank={chosen}"])[0].value()
     assert chosen == NO_RERANK or set(parse_weights(value)) <= set(FEATURES)  # a value the option takes
     assert "| top 1 (beam search) |" in report and "| re-ranked |" in report and "| oracle (a bound) |" in report
+
+
+def test_the_sel_feature_brings_the_selectors_span_to_the_top():
+    titles = ["准确率高于传统方法", "实验表明", "深度学习的图像识别方法"]
+    selected = [("深度学习的图像识别方法", 0.7), ("图像识别方法", 0.3)]
+    assert rerank_order({"sel": 1.0}, titles, [-0.1, -0.2, -0.9], [-1.0, -0.8, -9.0], ABSTRACT, selected)[0] == 2
+
+
+def test_without_selector_spans_the_sel_feature_is_zero_and_changes_nothing():
+    titles = ["图像识别", "深度学习的图像识别方法", "一种方法"]
+    rows = features(titles, [-0.2, -0.3, -0.4], [-1.0, -3.3, -1.2], ABSTRACT)
+    assert [r[FEATURES.index("sel")] for r in rows] == [0.0, 0.0, 0.0]
+    scores = [-0.2, -0.3, -0.4]
+    assert rerank_order({"lp": 1.0, "sel": 1.0}, titles, scores, scores, ABSTRACT) == [0, 1, 2]

@@ -55,4 +55,10 @@ def build_model(cfg, tokenizer) -> Seq2SeqModel:
 
 
 def load_model(path: str | Path, tokenizer=None) -> Seq2SeqModel:
-    return _model_class(read_family(path)).from_pretrained(path, tokenizer=tokenizer)
+    """The checkpoint's model, with its content selector attached when the directory holds one (selector.py)."""
+    model = _model_class(read_family(path)).from_pretrained(path, tokenizer=tokenizer)
+    from ..selector import SELECTOR_FILE, Selector, attach
+
+    if (Path(path) / SELECTOR_FILE).is_file():
+        attach(model, Selector.load(Path(path) / SELECTOR_FILE))
+    return model
