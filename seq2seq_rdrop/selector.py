@@ -21,6 +21,7 @@ import copy
 import logging
 import math
 import os
+import pickle
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from .checkpoints import CheckpointError
 
 MAX_SPAN = 40          # characters of a span at most (titles: mean 19.3; the anchors' oracle searched up to 40)
 MAX_ABSTRACT = 512     # abstract characters read (95% of training abstracts are shorter than 406)
@@ -114,6 +117,9 @@ def boundary_tags(words: Sequence[str]) -> list[int]:
     for w in words:
         tags.extend([3] if len(w) == 1 else [0] + [1] * (len(w) - 2) + [2])
     return tags
+
+
+MAX_SELECTOR_BYTES = 256 << 20  # a saved selector is about 2 MB; refuse a file far beyond that before reading
 
 
 @dataclass
@@ -281,7 +287,17 @@ class Selector:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Selector":
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        """A saved selector read as data: tensors, strings, numbers and containers only (weights_only), size
+        checked first. Anything else in the file (an object to build, code to run) is refused in one line."""
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size > MAX_SELECTOR_BYTES:
+            raise CheckpointError(f"{path}: not a content selector file (a regular file of at most "
+                                  f"{MAX_SELECTOR_BYTES >> 20} MiB is required)")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+            raise CheckpointError(f"{path}: refused, not a content selector this project wrote "
+                                  f"({type(e).__name__}); nothing in it was run") from None
         net = SelectorNet(len(payload["vocab"]) + 2, **payload["sizes"])
         net.load_state_dict(payload["state"])
         return cls(net.eval(), payload["vocab"], Lexicon(payload["lexicon"], payload.get("words", True)))

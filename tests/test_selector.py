@@ -184,3 +184,24 @@ def test_span_candidates_join_the_n_best_of_a_checkpoint_with_a_selector(tmp_pat
     for beam_titles, picked, row in zip(plain, by_sel, spans):
         assert picked[0] in beam_titles or picked[0] == row[0]  # a beam title or the selector's top span
     assert any(p[0] == row[0] for p, row in zip(by_sel, spans))  # the top span is closest to the spans somewhere
+
+
+def test_a_selector_file_holding_an_object_to_build_is_refused_and_nothing_in_it_runs(tmp_path):
+    """Files a user passes in are data: a planted pickle in selector.pt is refused in one line, never run."""
+    import os
+    import pickle
+
+    import pytest
+
+    from seq2seq_rdrop.checkpoints import CheckpointError
+    from seq2seq_rdrop.selector import Selector
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "selector.pt"
+    path.write_bytes(pickle.dumps({"state": Planted()}))
+    with pytest.raises(CheckpointError, match="refused, not a content selector this project wrote"):
+        Selector.load(path)
+    assert not (tmp_path / "ran").exists()
