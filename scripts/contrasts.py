@@ -10,10 +10,10 @@ to FILE (written whole or not at all). It reads the run files only: the same fil
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from seq2seq_rdrop.atomic_files import write_text_atomically
 from seq2seq_rdrop.reporting import CompareError
 from seq2seq_rdrop.reporting.contrasts import report_contrasts
 
@@ -37,9 +37,7 @@ def main(argv=None) -> int:
         return 2
     print(text, end="")
     if args.out:
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, args.out)
+        write_text_atomically(args.out, text)
     return 0
 
 

@@ -11,10 +11,10 @@ Writes DIR/mechanism.md and DIR/mechanism.png (each whole or not at all) and pri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from seq2seq_rdrop.atomic_files import replacing
 from seq2seq_rdrop.reporting import CompareError
 from seq2seq_rdrop.reporting.mechanism import mechanism_markdown, parse_regime, regime_points, write_mechanism_plot
 
@@ -34,12 +34,9 @@ def main(argv=None) -> int:
     label = "greedy" if args.decode == "main" else args.decode
     text = mechanism_markdown(points, args.split, label)
     print(text, end="")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, write in (("mechanism.md", lambda p: p.write_text(text, encoding="utf-8")),
-                        ("mechanism.png", lambda p: write_mechanism_plot(p, points, args.split, label))):
-        tmp = args.out_dir / f".{name}.tmp.{'png' if name.endswith('png') else 'md'}"
-        write(tmp)
-        os.replace(tmp, args.out_dir / name)
+    with replacing(args.out_dir / "mechanism.md", args.out_dir / "mechanism.png") as (md, png):
+        md.write_text(text, encoding="utf-8")
+        write_mechanism_plot(png, points, args.split, label)
     return 0
 
 

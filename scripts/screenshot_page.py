@@ -51,6 +51,8 @@ def main(argv=None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
+    from seq2seq_rdrop.atomic_files import replacing
+
     abstract = args.abstract_file.read_text(encoding="utf-8").strip()
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "serve.log"
@@ -73,9 +75,8 @@ def main(argv=None) -> int:
                 page.wait_for_function("!document.getElementById('go').disabled")
                 for title in page.locator("#results .title").all_text_contents():
                     print(title)
-                tmp_png = args.out.with_name(f".{args.out.name}.tmp.png")
-                page.screenshot(path=str(tmp_png), full_page=True)
-                os.replace(tmp_png, args.out)
+                with replacing(args.out) as (tmp_png,):
+                    page.screenshot(path=str(tmp_png), full_page=True)
                 browser.close()
         finally:
             server.terminate()

@@ -40,7 +40,7 @@ from .data import FORMATS_HELP, DataError, Example, iter_examples
 from .decode_options import DEFAULT_DECODE, LATER_DECODE_DEFAULTS
 from .decode_options import check as check_decode
 from .decode_options import check_fits as check_decode_fits
-from .errors import ConfigError, show
+from .errors import ConfigError, one_line, show
 
 log = logging.getLogger(__name__)
 
@@ -336,9 +336,6 @@ def not_text(text: str) -> str | None:
     return None
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
 
 # --------------------------------------------------------------------------------------- input
 
@@ -429,7 +426,7 @@ def _examples(path: Path, skip_bad_lines: bool, name: str) -> Iterator[Example]:
             yield example
     except DataError as e:
         message = str(e).replace("data.skip_bad_lines=true", "skip_bad_lines=true").replace(str(path), name)
-        raise GenerationError(_one_line(message)) from None
+        raise GenerationError(one_line(message)) from None
     if not found:
         raise GenerationError(f"input {name}: no usable examples. {FORMATS_HELP}")
 
@@ -595,7 +592,7 @@ def _os_reason(e: OSError, path: Path) -> str:
                 if not candidate.is_dir():
                     return f"{candidate} is a file, not a directory"
                 break
-    return e.strerror or _one_line(e)
+    return e.strerror or one_line(e)
 
 
 def _clean(text: str) -> str:

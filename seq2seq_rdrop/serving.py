@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from typing import Callable
 
 from .config_checks import DEVICE, Checker
-from .errors import ConfigError, show
+from .errors import ConfigError, one_line, show
 from .generation import DEFAULT_DECODE, GenerationError, checked_abstracts, json_score
 from .rerank import FEATURES, NO_RERANK, bounded
 from .option_schema import CHECK, boolean, choice, integer, number, text
@@ -371,7 +371,7 @@ class MicroBatcher:
         if error is not None and len(live) > 1 and not isinstance(error, (DecodeCancelled, RequestError)):
             # an unexpected failure may be one request's doing (an input no check foresaw): decode each alone,
             # so that only the offending request gets the error
-            log.warning("a batch of %d requests failed (%s); decoding them one by one", len(live), _one_line(error))
+            log.warning("a batch of %d requests failed (%s); decoding them one by one", len(live), one_line(error))
             self.retried += 1
             for pending in live:
                 if not pending.future.done():
@@ -432,9 +432,6 @@ def _answer(batch: list[_Pending], results: list | None, error: Exception | None
                 pending.future.set_result(results[start:start + n])
         start += n
 
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 @contextmanager
@@ -611,7 +608,7 @@ async def _submit(batcher: MicroBatcher, abstracts: list[str], options: dict, se
         raise
     except Exception as e:  # an unforeseen failure of this request's decode: one line, the log has the rest
         log.error("decoding failed", exc_info=e)
-        raise RequestError(500, f"decoding failed: {_one_line(e)}") from None
+        raise RequestError(500, f"decoding failed: {one_line(e)}") from None
 
 
 async def _client_gone(request) -> None:

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from .sweep_runs import REPO, STAGES, Job, run_when_ready, write_atomically
+from .atomic_files import write_text_atomically as write_atomically
+from .sweep_runs import REPO, STAGES, Job, run_when_ready
 
 PLAN_DIR = ".sweep"  # in the work dir: the plans, each stage's job list and Hydra's multirun folders
 STAGE_APP = "scripts/sweep_job.py"

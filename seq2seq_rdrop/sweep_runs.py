@@ -131,14 +131,6 @@ def _measured_at(diagnostics_file: Path, dropout: float) -> bool:
     return rates["hidden"] == dropout and rates["attention"] == dropout
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """path's new content, or its old one if the write is cut short (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------- a job: one run named as data
 
 

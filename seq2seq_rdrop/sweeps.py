@@ -20,7 +20,8 @@ from .regularizer_names import (COMPARISON_SWEEPS, DEFAULT_COMPARISON, SEMI_SUPE
 from .reporting import CompareError, compare
 from .sweep_launch import run_jobs, split_stage_overrides
 from . import sweep_runs
-from .sweep_runs import REPO, Job, copy_run_files, pretrain_dir, write_atomically
+from .atomic_files import write_text_atomically as write_atomically
+from .sweep_runs import REPO, Job, copy_run_files, pretrain_dir
 
 
 # --------------------------------------------------------------------------- a sweep
