@@ -94,9 +94,13 @@ def with_seed(pretrain_overrides: list[str], overrides: list[str]) -> list[str]:
 
 def selector_options(overrides: list[str]) -> list[str]:
     """train_selector.py's options from the fine-tuning's: --seed (seed=S: one seed makes one model), --val-size
-    (data.val_size=N: the validation pairs stay unseen; default 0) and --data (data.dir=DIR)."""
+    (data.val_size=N: the validation pairs stay unseen; default 0), --holdout-test/--holdout-offset
+    (data.holdout_test/holdout_offset: the held-out test pairs stay unseen too) and --data (data.dir=DIR)."""
     given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    held_out = [given.get(f"data.holdout_{key}") for key in ("test", "offset")]
     return ["--seed", given.get("seed", "0"), "--val-size", given.get("data.val_size", "0"),
+            *(["--holdout-test", held_out[0], "--holdout-offset", held_out[1] or "0"]
+              if held_out[0] not in (None, "null", "0") else []),
             *(["--data", given["data.dir"]] if given.get("data.dir") not in (None, "null") else [])]
 
 

@@ -205,3 +205,28 @@ def test_a_selector_file_holding_an_object_to_build_is_refused_and_nothing_in_it
     with pytest.raises(CheckpointError, match="refused, not a content selector this project wrote"):
         Selector.load(path)
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_preset_hands_the_held_out_split_to_the_selector_so_neither_model_trains_on_it(tmp_path):
+    """run_quality_preset.py passes data.holdout_test/holdout_offset and data.val_size on to train_selector.py,
+    and train_selector.py cuts train.tsv as train.py does: its training pairs are train.py's, none held out."""
+    from conftest import compose_config, load_script, make_pairs, write_tsv
+
+    from seq2seq_rdrop.splits import load_splits
+
+    preset = load_script("run_quality_preset", "scripts/run_quality_preset.py")
+    options = preset.selector_options(["seed=2", "data.val_size=5", "data.holdout_test=7", "data.holdout_offset=4"])
+    assert options == ["--seed", "2", "--val-size", "5", "--holdout-test", "7", "--holdout-offset", "4"]
+    assert "--holdout-test" not in preset.selector_options(["seed=2", "data.holdout_test=0"])
+
+    data = tmp_path / "csl"
+    data.mkdir()
+    write_tsv(data / "train.tsv", make_pairs(30, seed=0))
+    write_tsv(data / "dev.tsv", make_pairs(3, seed=1))
+    script = load_script("train_selector", "scripts/train_selector.py")
+    train, val = script.selector_splits(data / "train.tsv", val_size=5, holdout_test=7, holdout_offset=4)
+    cfg = compose_config([f"data.dir={data}", "data.holdout_test=7", "data.holdout_offset=4", "data.val_size=5"])
+    splits = load_splits(cfg)
+    assert [e.title for e in train] == [e.title for e in splits.train]
+    assert [e.title for e in val] == [e.title for e in splits.val]
+    assert not {e.title for e in train} & {e.title for e in splits.test}
