@@ -131,3 +131,66 @@ def test_a_truncated_run_file_is_named_in_one_line_and_the_report_kept(tmp_path)
         build_quality_report(tmp_path, dev, n_boot=50)
     assert "\n" not in str(info.value) and str(info.value).startswith(f"{scores}: not valid JSON (")
     assert report.read_bytes() == before and [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def form_run(root: Path, seed: int, rouge_l: np.ndarray, folder: str = "runs", rerank: dict | None = None,
+             form: dict | None = None) -> Path:
+    """A run with the well-formedness rates (FORM, references at half of them unless `form` is given)."""
+    make_run(root, seed, rouge_l)
+    run = root / "runs" / f"preset_seed{seed}"
+    if folder != "runs":
+        (root / folder).mkdir(exist_ok=True)
+        run = run.rename(root / folder / run.name)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["dev_title_shape"] = {"main": {**SHAPE, **(form or FORM), **{f"reference_{k}": v / 2 for k, v in FORM.items()}}}
+    metrics["decode"] = {"rerank": rerank or {"lp": 1.0, "sel": 1.0}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_declared_targets_judge_the_level_the_margin_a_rule_free_re_ranker_and_each_well_formedness_rate(tmp_path):
+    """targets.yaml (issue 40's): the level and margin for the mean of the seeds, the margin of a re-ranker
+    without the rule feature, and each well-formedness rate against form_ratio x the references'."""
+    dev, rule = write_dev(tmp_path), rule_scores()
+    (tmp_path / "targets.yaml").write_text("rouge_l: 52.5\nabove_rule: 5\nno_rule_above: 3\nform_ratio: 2\n"
+                                           "command: python scripts/run_quality_preset.py seed=S\n")
+    higher = dict(FORM, glued_spans=0.2)  # the references' glued spans: 3%, so 20% is over 2 x
+    for seed in range(3):
+        form_run(tmp_path, seed, np.full(len(rule), 99.0), form=higher if seed == 2 else None)
+    text = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "Each run: `python scripts/run_quality_preset.py seed=S`" in text and "targets.yaml" in text
+    assert "The bar (dev ROUGE-L >= 52.5 and >= 5 above the rule, mean of >= 3 seeds) is reached" in text
+    assert "without the rule feature >= 3 above the rule: these runs' re-ranker has no rule feature" in text
+    assert "| glued spans | 10.7% | 3.0% | 6.0% | no |" in text and "Over the target: glued spans." in text
+    assert "| a Latin word cut short | 4.0% | 2.0% | 4.0% | yes |" in text
+    form_run(tmp_path, 3, np.full(len(rule), 99.0), rerank={"lp": 1.0, "rule": 0.8})
+    text = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "is not judged here: preset_seed3 re-rank with the rule feature" in text
+
+
+def test_held_out_runs_appear_in_the_held_out_section_only_never_in_the_dev_mean(tmp_path):
+    dev, rule = write_dev(tmp_path), rule_scores()
+    for seed in range(3):
+        make_run(tmp_path, seed, rule + 10.0)
+    run = form_run(tmp_path, 9, rule + 30.0, folder="heldout")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test"], metrics["test_rule"] = {"rouge-1": 50.0, "rouge-2": 30.0, "rouge-l": 45.0, "bleu": 20.0, "n": 3}, \
+        {"rouge-l": 41.0}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    scores = json.loads((run / "example_scores.json").read_text())
+    scores["test"] = {"main": {"rouge-l": [45.0] * 3}}
+    (run / "example_scores.json").write_text(json.dumps(scores))
+    text = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "minus the one-line rule" in text and "**+10.00**" in text  # the held-out run's +30 is not in the mean
+    assert "## The held-out split" in text and "| 45.00 | 20.00 | +4.00 |" in text
+
+
+@pytest.mark.parametrize("content, message", [("rouge_l: [1\n", "not valid YAML"), ("speed: 3\n", "expected a mapping"),
+                                              ("rouge_l: high\n", "must be numbers")])
+def test_a_bad_targets_file_is_named_in_one_line(tmp_path, content, message):
+    dev = write_dev(tmp_path)
+    make_run(tmp_path, 0, rule_scores())
+    (tmp_path / "targets.yaml").write_text(content)
+    with pytest.raises(QualityReportError, match=message) as info:
+        build_quality_report(tmp_path, dev, n_boot=50)
+    assert "\n" not in str(info.value) and "targets.yaml" in str(info.value)

@@ -4,6 +4,12 @@ examples, the margin over the one-line rule (metrics.rule_title) and whether the
 It reads REPORT_DIR/runs/<name>/metrics.json, example_scores.json and pretrain/metrics.json (the small files
 scripts/run_quality_preset.py leaves in its run directory) and the dev file, from which it recomputes the
 rule's per-example scores; it writes REPORT_DIR/report.md, byte-identical from the same files.
+
+REPORT_DIR/targets.yaml, when present, declares the targets before the runs (issue 40's: a level and a margin
+over the rule for the mean of the seeds, a margin for a re-ranker without the rule feature, each well-formedness
+rate at most a multiple of the references'; and the command the runs used); without it, issue 31's bar.
+REPORT_DIR/heldout/<name>/ holds runs trained with data.holdout_test (fewer training pairs): they are reported
+in the held-out section only, never in the dev mean of the runs the preset command makes.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..atomic_files import write_text_atomically
 from ..data import read_examples
@@ -23,6 +30,9 @@ from .statistics import hierarchical_bootstrap, mean_sd
 BAR_ROUGE_L = 50.0  # issue 31's bar: dev ROUGE-L of the mean of >= 3 seeds ...
 BAR_ABOVE_RULE = 3.0  # ... and at least this much above the one-line rule
 MIN_SEEDS = 3
+DEFAULT_COMMAND = ("python scripts/run_quality_preset.py seed=S --run-dir outputs/runs/<run> trainer.num_threads=1 "
+                   "--pretrain-override trainer.num_threads=1")
+TARGETS_MAX_BYTES = 64 * 1024
 SHAPES = (("length", "length (characters)", "{:.1f}"), ("unbalanced_brackets", "unbalanced brackets", "{:.1%}"),
           ("boilerplate", "copied boilerplate", "{:.1%}"), ("repetitive", "a repeated 3-gram", "{:.1%}"),
           ("starts_jiyu", "starting with 基于", "{:.1%}"))
@@ -31,6 +41,42 @@ FORM_SHAPES = tuple((k, label, "{:.1%}") for k, label in FORM_LABELS.items())  #
 
 class QualityReportError(RuntimeError):
     """Run files that cannot make the report (missing, or scored on a different dev file)."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the runs must reach, declared before them (REPORT_DIR/targets.yaml); the defaults are issue 31's bar."""
+    rouge_l: float = BAR_ROUGE_L
+    above_rule: float = BAR_ABOVE_RULE
+    min_seeds: int = MIN_SEEDS
+    no_rule_above: float | None = None  # the margin a re-ranker without the rule feature must keep
+    form_ratio: float | None = None  # each well-formedness rate at most this times the references'
+    command: str = DEFAULT_COMMAND
+    source: str = ""  # the file they came from ("" = the defaults)
+
+
+def load_targets(report_dir: Path) -> Targets:
+    """REPORT_DIR/targets.yaml (plain YAML, size-capped, only the known keys), or issue 31's bar without it."""
+    path = report_dir / "targets.yaml"
+    if not path.exists():
+        return Targets()
+    if not path.is_file() or path.stat().st_size > TARGETS_MAX_BYTES:
+        raise QualityReportError(f"{path}: not a regular file of at most {TARGETS_MAX_BYTES} bytes")
+    try:
+        given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise QualityReportError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    known = {"rouge_l", "above_rule", "min_seeds", "no_rule_above", "form_ratio", "command"}
+    if not isinstance(given, dict) or set(given) - known:
+        raise QualityReportError(f"{path}: expected a mapping of {', '.join(sorted(known))}; "
+                                 f"got {sorted(set(given) - known) if isinstance(given, dict) else type(given).__name__}")
+    try:
+        numbers = {k: float(given[k]) for k in ("rouge_l", "above_rule", "no_rule_above", "form_ratio") if k in given}
+        seeds = {"min_seeds": int(given["min_seeds"])} if "min_seeds" in given else {}
+    except (TypeError, ValueError):
+        raise QualityReportError(f"{path}: rouge_l, above_rule, no_rule_above, form_ratio and min_seeds must be "
+                                 "numbers") from None
+    return Targets(**numbers, **seeds, command=str(given.get("command", DEFAULT_COMMAND)), source=path.as_posix())
 
 
 @dataclass
@@ -48,10 +94,10 @@ class PresetRun:
                 "fine-tune": self.metrics["train_seconds"] / 60, "dev": self.metrics["eval_seconds"] / 60}
 
 
-def load_runs(report_dir: Path) -> list[PresetRun]:
-    """Every finished run under report_dir/runs/, ordered by seed."""
+def load_runs(report_dir: Path, folder: str = "runs", required: bool = True) -> list[PresetRun]:
+    """Every finished run under report_dir/<folder>/, ordered by seed."""
     runs = []
-    for metrics_path in sorted((report_dir / "runs").glob("*/metrics.json")):
+    for metrics_path in sorted((report_dir / folder).glob("*/metrics.json")):
         run_dir = metrics_path.parent
         scores_path = run_dir / "example_scores.json"
         if not scores_path.is_file():
@@ -69,8 +115,8 @@ def load_runs(report_dir: Path) -> list[PresetRun]:
                                   test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None))
         except CompareError as e:  # a damaged run file, named
             raise QualityReportError(str(e)) from None
-    if not runs:
-        raise QualityReportError(f"{report_dir / 'runs'}: no run directory with a metrics.json")
+    if not runs and required:
+        raise QualityReportError(f"{report_dir / folder}: no run directory with a metrics.json")
     return sorted(runs, key=lambda r: (r.metrics["seed"], r.name))
 
 
@@ -88,7 +134,7 @@ def rule_rouge_l(dev_path: Path, runs: list[PresetRun]) -> np.ndarray:
     return scores
 
 
-def summarize(runs: list[PresetRun], rule: np.ndarray, n_boot: int, seed: int) -> dict:
+def summarize(runs: list[PresetRun], rule: np.ndarray, n_boot: int, seed: int, targets: Targets = Targets()) -> dict:
     """Mean ± sd of dev ROUGE-L over the runs, the hierarchical intervals of the mean and of the margin over the
     rule, and the bar's verdict (met when both intervals clear it, not met when either lies below it)."""
     scores = np.stack([r.rouge_l for r in runs])
@@ -96,11 +142,11 @@ def summarize(runs: list[PresetRun], rule: np.ndarray, n_boot: int, seed: int) -
     margin = hierarchical_bootstrap(scores - rule[None, :], n_boot, seed)
     mean, sd = mean_sd([r.metrics["dev"]["rouge-l"] for r in runs])
     margin_mean = mean - float(rule.mean())
-    reached = mean >= BAR_ROUGE_L and margin_mean >= BAR_ABOVE_RULE and len(runs) >= MIN_SEEDS
-    clear = level["ci_low"] >= BAR_ROUGE_L and margin["ci_low"] >= BAR_ABOVE_RULE
+    reached = mean >= targets.rouge_l and margin_mean >= targets.above_rule and len(runs) >= targets.min_seeds
+    clear = level["ci_low"] >= targets.rouge_l and margin["ci_low"] >= targets.above_rule
     return {"mean": mean, "sd": sd, "level": level, "margin": margin, "margin_mean": margin_mean,
             "rule": float(rule.mean()), "seeds": len(runs), "reached": reached, "clear": clear,
-            "n_boot": n_boot, "boot_seed": seed}
+            "n_boot": n_boot, "boot_seed": seed, "targets": targets}
 
 
 def run_row(run: PresetRun, rule_mean: float) -> list[str]:
@@ -113,8 +159,9 @@ def run_row(run: PresetRun, rule_mean: float) -> list[str]:
 
 
 def verdict(s: dict) -> str:
-    bar = f"dev ROUGE-L >= {BAR_ROUGE_L:g} and >= {BAR_ABOVE_RULE:g} above the rule, mean of >= {MIN_SEEDS} seeds"
-    if s["seeds"] < MIN_SEEDS:
+    t = s["targets"]
+    bar = f"dev ROUGE-L >= {t.rouge_l:g} and >= {t.above_rule:g} above the rule, mean of >= {t.min_seeds} seeds"
+    if s["seeds"] < t.min_seeds:
         return f"The bar ({bar}) cannot be judged yet: {s['seeds']} seed(s)."
     if not s["reached"]:
         return f"The bar ({bar}) is not reached: mean {s['mean']:.2f}, {s['margin_mean']:+.2f} above the rule."
@@ -124,16 +171,50 @@ def verdict(s: dict) -> str:
             f"and examples allows does not exclude falling short.")
 
 
-def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
-    level, margin = s["level"], s["margin"]
+def no_rule_verdict(runs: list[PresetRun], s: dict) -> list[str]:
+    """Targets.no_rule_above: judged on these runs when their re-ranker has no rule feature (else: say so)."""
+    t = s["targets"]
+    if t.no_rule_above is None:
+        return []
+    with_rule = [r.name for r in runs if "rule" in ((r.metrics.get("decode") or {}).get("rerank") or {})]
+    target = f"a re-ranker without the rule feature >= {t.no_rule_above:g} above the rule"
+    if with_rule:
+        return ["", f"The target {target} is not judged here: {', '.join(with_rule)} re-rank with the rule feature."]
+    met = "reached" if s["seeds"] >= t.min_seeds and s["margin_mean"] >= t.no_rule_above else "not reached"
+    return ["", f"The target {target}: these runs' re-ranker has no rule feature (`decode.rerank` in each "
+                f"metrics.json), so the margin above is its margin: {s['margin_mean']:+.2f} "
+                f"[{s['margin']['ci_low']:+.2f}, {s['margin']['ci_high']:+.2f}], {met}."]
+
+
+def form_verdict(runs: list[PresetRun], s: dict) -> list[str]:
+    """Targets.form_ratio: each well-formedness rate, mean over the runs, at most form_ratio x the references'."""
+    t = s["targets"]
+    shapes = [r.metrics["dev_title_shape"]["main"] for r in runs]
+    if t.form_ratio is None or not all("latin_cut_short" in shape for shape in shapes):
+        return []
+    rows, over = [], []
+    for key, label, _ in FORM_SHAPES:
+        mean = float(np.mean([shape[key] for shape in shapes]))
+        reference = shapes[0][f"reference_{key}"]
+        ok = mean <= t.form_ratio * reference + 1e-12
+        rows.append([label, f"{mean:.1%}", f"{reference:.1%}", f"{t.form_ratio * reference:.1%}", "yes" if ok else "no"])
+        over += [] if ok else [label]
+    return ["", f"Well-formedness, mean over the runs against at most {t.form_ratio:g} x the references' rate:", "",
+            *table(["check", "runs (mean)", "references", "allowed", "within"], rows), "",
+            "Every rate is within the target." if not over else f"Over the target: {', '.join(over)}."]
+
+
+def render(runs: list[PresetRun], s: dict, dev_path: str, report_dir: str = "outputs/reports/quality_preset",
+           heldout: list[PresetRun] = ()) -> str:
+    level, margin, targets = s["level"], s["margin"], s["targets"]
     lines = [
         "# The quality preset on CSL dev",
         "",
-        "Each run: `python scripts/run_quality_preset.py seed=S --run-dir outputs/runs/<run> trainer.num_threads=1 "
-        "--pretrain-override trainer.num_threads=1` (600 pretraining + 590 fine-tuning steps, beam 16, the n-best "
+        f"Each run: `{targets.command}` (600 pretraining + 590 fine-tuning steps, beam 16, the n-best "
         "re-ranked; `conf/experiment/quality.yaml`), its small files copied to `runs/<run>/`. Rebuilt by "
-        "`python scripts/quality_report.py outputs/reports/quality_preset`; the rule's per-example scores are "
-        f"recomputed from `{dev_path}`. Minutes are wall time as measured, on whatever else the machine ran.",
+        f"`python scripts/quality_report.py {report_dir}`; the rule's per-example scores are "
+        f"recomputed from `{dev_path}`. Minutes are wall time as measured, on whatever else the machine ran."
+        + (f" Targets declared before the runs in `{targets.source}`." if targets.source else ""),
         "",
         *table(["run", "seed", "R-1", "R-2", "R-L", "BLEU", "R-L minus the rule", "steps (pretrain + fine-tune)",
                 "minutes (pretrain + fine-tune + dev)", "device"], [run_row(r, s["rule"]) for r in runs]),
@@ -146,6 +227,7 @@ def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
         "with one seed it resamples examples only.",
         "",
         verdict(s),
+        *no_rule_verdict(runs, s),
         "",
         "## Do the titles read as titles?",
         "",
@@ -153,8 +235,9 @@ def render(runs: list[PresetRun], s: dict, dev_path: str) -> str:
         "",
     ]
     lines += shape_table(runs, "dev")
+    lines += form_verdict(runs, s)
     lines += word_rouge_lines(runs)
-    lines += heldout_lines(runs, s)
+    lines += heldout_lines([*runs, *heldout], s)
     return "\n".join(lines) + "\n"
 
 
@@ -214,8 +297,9 @@ def heldout_lines(runs: list[PresetRun], s: dict) -> list[str]:
 def build_quality_report(report_dir: str | Path, dev_path: str | Path, n_boot: int = 10000, seed: int = 0) -> Path:
     """Write report_dir/report.md from its run files and the dev file; return its path."""
     report_dir = Path(report_dir)
-    runs = load_runs(report_dir)
-    summary = summarize(runs, rule_rouge_l(Path(dev_path), runs), n_boot, seed)
+    runs, targets = load_runs(report_dir), load_targets(report_dir)
+    heldout = load_runs(report_dir, "heldout", required=False)
+    summary = summarize(runs, rule_rouge_l(Path(dev_path), [*runs, *heldout]), n_boot, seed, targets)
     out = report_dir / "report.md"
-    write_text_atomically(out, render(runs, summary, Path(dev_path).as_posix()))
+    write_text_atomically(out, render(runs, summary, Path(dev_path).as_posix(), report_dir.as_posix(), heldout))
     return out
