@@ -191,7 +191,9 @@ def _check_data_files(check: Checker) -> None:
 
 
 def _check_selector(check: Checker) -> None:
-    """selector: null or a content selector file (scripts/train_selector.py --out)."""
+    """selector: null or a content selector file (scripts/train_selector.py --out); selector_epochs: 0 to 100
+    (the passes of the selector a run trains first when none is given)."""
+    check.integer("selector_epochs", 0, 100, note=" (passes of the content selector trained first; 0 = none)")
     value = check.get("selector")
     if value in (_UNSET, None):
         return

@@ -3,8 +3,12 @@ character vocabulary of the training split; its dropout and device; the training
 from __future__ import annotations
 
 import logging
+import random
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -21,16 +25,57 @@ from .vocab_trim import trim_vocabulary
 log = logging.getLogger(__name__)
 
 
-def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):
+def build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist, selector_file: Path | None = None):
     """(model, tokenizer, resume_from): the saved state's model (trainer.resume), a local pretrained
     checkpoint (model.pretrained), or a fresh model with a character vocabulary of the training split; with
-    the content selector of `selector` attached (it travels in the checkpoints, for decode.rerank's sel)."""
+    the content selector of `selector_file` (run_selector) attached (it travels in the checkpoints, for
+    decode.span_candidates and decode.rerank's sel)."""
     model, tokenizer, resume_from = _build_or_resume_model(cfg, out_dir, train_examples, ctx)
-    if cfg.get("selector"):
+    if selector_file is not None:
         from .selector import Selector, attach
 
-        attach(model, Selector.load(cfg.selector))
+        attach(model, Selector.load(selector_file))
     return model, tokenizer, resume_from
+
+
+def run_selector(cfg: DictConfig, out_dir: Path, splits: Splits, ctx: Dist) -> Path | None:
+    """The run's content selector file: `selector` (a file given), else with `selector_epochs` > 0 one trained
+    first on this run's training split (its validation split, when there is one, keeps the best epoch) and
+    saved as out_dir/selector.pt, which a resumed run reuses; None without either. The selector trains under
+    its own random state (own_random_state), so the generator's initialisation and batches are those of
+    the same run without a selector: the selector changes what decoding chooses from, not the model."""
+    if cfg.get("selector"):
+        return Path(cfg.selector)
+    epochs = int(cfg.get("selector_epochs") or 0)
+    if epochs <= 0:
+        return None
+    path = out_dir / "selector.pt"
+    if ctx.is_main and not path.is_file():
+        from .pretraining import read_lines
+        from .selector import train_selector
+
+        titles_file = Path(splits.data_dir) / "titles_only.txt"  # the lexicon's title-only text, as the preset's
+        extra = read_lines(titles_file) if titles_file.is_file() else []
+        with own_random_state():
+            selector = train_selector([(e.abstract, e.title) for e in splits.train], extra, epochs=epochs,
+                                      seed=cfg.seed, val_pairs=[(e.abstract, e.title) for e in splits.val or []],
+                                      log=log.info)
+        selector.save(path)  # atomic: a kill before this line trains it again on resume
+        log.info("content selector (%d epochs) saved in %s", epochs, path)
+    ctx.barrier()
+    return path
+
+
+@contextmanager
+def own_random_state():
+    """Python's, numpy's and torch's global random states as they were before the block, whatever it drew."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def _build_or_resume_model(cfg: DictConfig, out_dir: Path, train_examples, ctx: Dist):

@@ -298,7 +298,8 @@ class Selector:
         except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
             raise CheckpointError(f"{path}: refused, not a content selector this project wrote "
                                   f"({type(e).__name__}); nothing in it was run") from None
-        net = SelectorNet(len(payload["vocab"]) + 2, **payload["sizes"])
+        with torch.random.fork_rng():  # the net's throw-away initialisation must not move the run's random state
+            net = SelectorNet(len(payload["vocab"]) + 2, **payload["sizes"])
         net.load_state_dict(payload["state"])
         return cls(net.eval(), payload["vocab"], Lexicon(payload["lexicon"], payload.get("words", True)))
 

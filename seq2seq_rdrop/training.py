@@ -47,7 +47,7 @@ from .final_scores import (
 )
 from .memory import keep_freed_memory
 from .metrics import METRIC_NAMES
-from .model_setup import build_or_resume_model, encode_training_split, prepare_model
+from .model_setup import build_or_resume_model, encode_training_split, prepare_model, run_selector
 from .models import Seq2SeqModel
 from .regularizers.semi_supervised import UNLABELED, UNLABELED_PARTS
 from .run_config import check_resumed_config, data_file_hashes, run_record, write_run_record
@@ -88,7 +88,8 @@ def _train_in(cfg: DictConfig, out_dir: Path, ctx: Dist, device_name: str) -> di
 
     splits = load_splits(cfg)
     record = run_record(cfg, data_file_hashes(cfg, splits.data_dir))  # saved with every state (run_config.py)
-    model, tokenizer, resume_from = build_or_resume_model(cfg, out_dir, splits.train, ctx)
+    selector_file = run_selector(cfg, out_dir, splits, ctx)  # a content selector given or trained first
+    model, tokenizer, resume_from = build_or_resume_model(cfg, out_dir, splits.train, ctx, selector_file)
     earlier_changes, changed = check_resumed_config(resume_from, record) if resume_from is not None else ([], {})
     check_run_decoding(cfg, model, device)  # beams within the vocabulary and memory, before any step
     regularizer = instantiate(cfg.regularizer)

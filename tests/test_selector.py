@@ -126,6 +126,8 @@ def test_a_missing_selector_file_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^selector=.*nope.pt: no such file"):
         validate(compose_train([f"selector={tmp_path / 'nope.pt'}"]))
+    with pytest.raises(ConfigError, match=r"^selector_epochs=-1: allowed values are integers from 0 to 100 \(passes"):
+        validate(compose_train(["selector_epochs=-1"]))
 
 
 def test_span_candidates_are_scored_as_the_search_scores_a_title_token_by_token(tmp_path):
@@ -230,3 +232,29 @@ def test_the_preset_hands_the_held_out_split_to_the_selector_so_neither_model_tr
     assert [e.title for e in train] == [e.title for e in splits.train]
     assert [e.title for e in val] == [e.title for e in splits.val]
     assert not {e.title for e in train} & {e.title for e in splits.test}
+
+
+def test_a_run_with_selector_epochs_trains_its_selector_first_without_changing_the_generator(tmp_path):
+    """selector_epochs=N: train.py trains a content selector on its training split before the generator, saves
+    it as selector.pt (reused on resume) and ships it in the checkpoint; the generator's weights are those of
+    the same seed without a selector (the selector trains under its own random state)."""
+    from conftest import TINY, train_in_process, write_tiny_csl
+    from safetensors.torch import load_file
+
+    from seq2seq_rdrop.selector import SELECTOR_FILE
+
+    data = write_tiny_csl(tmp_path, n_train=24, n_dev=4, n_test=0)
+    common = [f"data.dir={data}", "trainer.max_steps=2", "trainer.save_every=0", "data.val_size=4", *TINY,
+              "decode.span_candidates=0"]
+    with_selector, without = tmp_path / "with", tmp_path / "without"
+    train_in_process(with_selector, *common, "selector_epochs=1")
+    train_in_process(without, *common, "selector_epochs=0")
+    assert (with_selector / "selector.pt").is_file() and not (without / "selector.pt").exists()
+    assert (with_selector / "checkpoint" / SELECTOR_FILE).is_file()
+    assert not (without / "checkpoint" / SELECTOR_FILE).exists()
+    weights = [load_file(run / "checkpoint" / "model.safetensors") for run in (with_selector, without)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    saved = (with_selector / "selector.pt").stat().st_mtime_ns
+    train_in_process(with_selector, *common, "selector_epochs=1", "trainer.resume=true", "trainer.max_steps=3")
+    assert (with_selector / "selector.pt").stat().st_mtime_ns == saved  # found, not trained again
