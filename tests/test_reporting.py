@@ -273,6 +273,28 @@ def test_without_bench_the_cost_comes_from_run_wall_times_and_is_flagged(tmp_pat
     assert "wall times of a shared machine" in (tmp_path / "comparison.md").read_text(encoding="utf-8")
 
 
+def test_cost_per_step_on_each_hardware_reads_the_benchmarks_cost_sources_names_with_ratios_in_the_same_benchmark(tmp_path):
+    """cost_sources.yaml names bench_train.json files elsewhere (one home per figure): each method's median
+    s/step on each hardware, its ratio to the baseline of the same benchmark, "not measured" where absent."""
+    rng = np.random.default_rng(9)
+    for reg in ("baseline", "rdrop", "grad_penalty"):
+        make_run(tmp_path / "report", reg, 0, _per_example(rng))
+    for name, sps in (("cpu", {"baseline": 2.0, "rdrop": 4.2, "grad_penalty": 4.6}),
+                      ("gpu", {"baseline": 0.02, "rdrop": 0.0206})):
+        (tmp_path / name).mkdir()
+        write_bench(tmp_path / name, sps)
+    (tmp_path / "report" / "cost_sources.yaml").write_text("cpu box: ../cpu/bench_train.json\n"
+                                                           "gpu box: ../gpu/bench_train.json\n")
+    build(tmp_path / "report")
+    text = (tmp_path / "report" / "comparison.md").read_text(encoding="utf-8")
+    assert "| method | cpu box: s/step (ratio) | gpu box: s/step (ratio) |" in text
+    assert "| rdrop | 4.2 (2.10×) | 0.0206 (1.03×) |" in text
+    assert "| grad_penalty | 4.6 (2.30×) | not measured |" in text
+    (tmp_path / "report" / "cost_sources.yaml").write_text("cpu box: ../nowhere/bench_train.json\n")
+    with pytest.raises(CompareError, match="cost_sources.yaml: cpu box: ../nowhere/bench_train.json: no such file"):
+        build(tmp_path / "report")
+
+
 # --------------------------------------------------------------------------- diagnostics, grid, notes
 
 

@@ -13,7 +13,7 @@ from .paired import bootstrap_against_baseline, holm_over_family, holm_over_repo
 from .problems import consistency_warnings, find_problems, grid_status
 from .published import published_row
 from .runs import (FINAL, FROM_EVAL_LOG, CompareError, Run, decodings_of, diagnostic_measures, discover_runs,
-                   expected_grid, load_bench, load_notes, load_protocol, relative, seed_key, split_scores)
+                   expected_grid, load_bench, load_cost_sources, load_notes, load_protocol, relative, seed_key, split_scores)
 from .statistics import mean_sd
 
 
@@ -153,6 +153,8 @@ def build_report(root: Path, split: str, baseline: str, decode: str, n_boot: int
     protocol = load_protocol(root)
     return {
         **ctx, "root": root, "plot_decode": decode, "bench": bench, "notes_md": load_notes(root),
+        "hardware_cost": load_cost_sources(root),
+        "methods": sorted({r.metrics.get("regularizer", {}).get("name", r.regularizer) for r in finished}),
         "labels": {d: decode_label(d, finished) for d in decodes},
         "rows": rows, "protocol": protocol,
         "n_comparisons": (holm_over_family(rows, protocol["family"], protocol["primary_endpoint"]["decode"])

@@ -239,6 +239,34 @@ def md_cost(report: dict) -> list[str]:
     return lines + ["", cost_source_text(report), ""]
 
 
+def md_hardware_cost(report: dict) -> list[str]:
+    """Cost per step of each method (the runs' regularizer types) on each hardware of cost_sources.yaml: the
+    benchmarks' medians and their ratio to the baseline measured in the same benchmark; nothing without it."""
+    sources = report.get("hardware_cost") or {}
+    if not sources:
+        return []
+    declared = list((report.get("protocol") or {}).get("family") or [])  # every method of the protocol, run or not
+    methods = ["baseline", *declared, *(m for m in report["methods"] if m != "baseline" and m not in declared)]
+    header = ["method"] + [f"{label}: s/step (ratio)" for label in sources]
+    rows = []
+    for method in methods:
+        cells = []
+        for bench in sources.values():
+            sps, base = bench["seconds_per_step"].get(method), bench["seconds_per_step"]["baseline"]
+            cells.append("not measured" if sps is None else f"{sps:.4g} ({sps / base:.2f}×)")
+        rows.append([method, *cells])
+    lines = ["## Cost per step on each hardware", "",
+             "Median seconds per optimizer step in each benchmark (scripts/bench_train.py: the methods' steps "
+             "interleaved, round-robin, on the same batches), the ratio to the baseline measured in the same "
+             "benchmark in brackets. Sources (`cost_sources.yaml`):", ""]
+    for label, bench in sources.items():
+        facts = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in bench.get("header", []) if ":" in line}
+        lines.append(f"- {label}: `{bench['path']}` ({facts.get('date', 'n/a')}; {facts.get('device', 'n/a')}; "
+                     f"{bench.get('machine', 'n/a')}; model: {facts.get('model', 'n/a')}); command: "
+                     f"`{bench.get('command', 'n/a')}`")
+    return lines + [""] + table(header, rows) + [""]
+
+
 def md_equal_time(report: dict) -> list[str]:
     base, split = report["baseline"], report["curve_split"]
     rows = [[row["regularizer"], fmt(row["equal_time"]["steps"], ".0f"), row["equal_time"]["n"],
@@ -305,6 +333,6 @@ def md_notes(report: dict) -> list[str]:
 
 def write_markdown(path: Path, report: dict) -> None:
     sections = (md_header, md_protocol, md_summary, md_scores, md_word_scores, md_bootstrap, md_contrasts,
-                md_published, md_cost, md_equal_time, md_diagnostics, md_grid, md_notes)
+                md_published, md_cost, md_hardware_cost, md_equal_time, md_diagnostics, md_grid, md_notes)
     lines = [line for section in sections for line in section(report)]
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

@@ -227,6 +227,30 @@ def load_bench(root: Path) -> dict | None:
     return load_json(path) if path.is_file() else None
 
 
+COST_SOURCES_FILE = "cost_sources.yaml"  # hardware label -> a bench_train.json elsewhere (one home per figure)
+
+
+def load_cost_sources(root: Path) -> dict[str, dict]:
+    """REPORT_DIR/cost_sources.yaml: {hardware label: path of a bench_train.json, relative to the report
+    directory}, read as plain data; {} without the file. Each named file must exist and name its baseline."""
+    path = root / COST_SOURCES_FILE
+    if not path.is_file():
+        return {}
+    given = load_yaml(path)
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise CompareError(f"{path}: expected a mapping of hardware label -> bench_train.json path")
+    sources = {}
+    for label, relative_path in given.items():
+        bench_path = (root / relative_path).resolve()
+        if not bench_path.is_file():
+            raise CompareError(f"{path}: {label}: {relative_path}: no such file")
+        bench = load_json(bench_path)
+        if "baseline" not in (bench.get("seconds_per_step") or {}):
+            raise CompareError(f"{bench_path}: no baseline in seconds_per_step (needed for the ratios)")
+        sources[str(label)] = {**bench, "path": relative_path}
+    return sources
+
+
 PROTOCOL_FILE = "protocol.yaml"  # a declared protocol, frozen into the report directory by its sweep
 
 
