@@ -64,6 +64,8 @@ def main() -> int:
                 print(f"train_selector.py failed (exit {code})", file=sys.stderr)
                 return code
         overrides = [f"selector={selector}", *overrides]
+    else:  # no selector at all, not train.py's own (conf/train.yaml's selector_epochs)
+        overrides = ["selector_epochs=0", *overrides]
     if args.max_minutes is not None:
         overrides = [f"trainer.max_minutes={args.max_minutes:g}", *overrides]
     if not (REPO / run_dir / "metrics.json").is_file():  # else: finished by an earlier call

@@ -33,6 +33,16 @@ from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
 
 FEATURES = ("lp", "logp", "len", "mbr", "rule", "span", "sel")
 NO_RERANK = "none"
+# Named weight sets (decode.rerank=NAME), each chosen on a validation split that no checkpoint trained on. A name,
+# not a mapping, is the configs' default because Hydra merges a mapping given over a mapping key by key: a
+# {lp: 1} given over these would keep their other weights; given over a name it replaces it whole.
+WEIGHT_SETS = {
+    # with a content selector's spans as candidates, no rule feature (the default; conf/decode/beam.yaml):
+    # docs/experiments/2026-12-07_quality_selector.md, kept for train.py by docs/experiments/2026-12-08_quality_preset_selector.md
+    "selector": {"lp": 0.147, "logp": 0.156, "len": 0.35, "mbr": 1.0, "span": 0.868, "sel": 0.874},
+    # the weights of 2026-12-03, closeness to the one-line rule's title included: docs/experiments/2026-12-03_rerank.md
+    "rule": {"lp": 0.166, "logp": 0.0791, "len": 1.0, "mbr": 0.721, "rule": 0.799, "span": 0.834},
+}
 MBR_TEMPERATURE = 3.0  # softmax(sum log p / T) weighs the other candidates in the mbr feature
 # bounded()'s settings for the features() computed in its block (a server's decode thread); none outside one
 _BOUNDS: ContextVar[tuple[Callable[[], None] | None, int | None]] = ContextVar("rerank_bounds", default=(None, None))
@@ -52,13 +62,16 @@ def bounded(check: Callable[[], None] | None = None, mbr_evidence: int | None = 
 
 
 def parse_weights(value, option: str = "decode.rerank") -> dict[str, float]:
-    """{feature: weight} of a decode.rerank value: a mapping such as {rule: 1, lp: 0.3} ({} for none or
-    null); ConfigError (one line) otherwise."""
+    """{feature: weight} of a decode.rerank value: a mapping such as {rule: 1, lp: 0.3}, the name of one of
+    WEIGHT_SETS, or none / null ({}); ConfigError (one line) otherwise."""
     if value is None or value == NO_RERANK:
         return {}
+    if isinstance(value, str) and value in WEIGHT_SETS:
+        return dict(WEIGHT_SETS[value])
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{option}={value!r}: allowed values are {NO_RERANK} or a mapping of features to weights, "
-                          f"e.g. {option}={{rule:1,lp:0.3}} (features: {', '.join(FEATURES)})")
+        raise ConfigError(f"{option}={value!r}: allowed values are {NO_RERANK}, {', '.join(WEIGHT_SETS)} (named weight "
+                          f"sets) or a mapping of features to weights, e.g. {option}={{rule:1,lp:0.3}} (features: "
+                          f"{', '.join(FEATURES)})")
     weights = {}
     for name, weight in value.items():
         if name not in FEATURES:

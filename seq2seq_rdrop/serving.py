@@ -45,7 +45,7 @@ from typing import Callable
 from .config_checks import DEVICE, Checker
 from .errors import ConfigError, one_line, show
 from .generation import DEFAULT_DECODE, GenerationError, checked_abstracts, json_score
-from .rerank import FEATURES, NO_RERANK, bounded
+from .rerank import FEATURES, NO_RERANK, WEIGHT_SETS, bounded
 from .option_schema import CHECK, boolean, choice, integer, number, text
 
 log = logging.getLogger(__name__)
@@ -622,9 +622,10 @@ def _request_schema() -> dict:
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
     options = {k: {"type": kinds[type(v)], "description": "generate.py's decode." + k + "; left out: the checkpoint's"}
                for k, v in DEFAULT_DECODE.items()}
-    options["rerank"] = {"anyOf": [{"type": "string", "enum": [NO_RERANK]},
+    options["rerank"] = {"anyOf": [{"type": "string", "enum": [NO_RERANK, *WEIGHT_SETS]},
                                    {"type": "object", "additionalProperties": {"type": "number"}}],
-                         "description": f"{NO_RERANK}, or weights of the re-ranking features: {', '.join(FEATURES)}"}
+                         "description": f"{NO_RERANK}, a named weight set ({', '.join(WEIGHT_SETS)}), or weights of "
+                                        f"the re-ranking features: {', '.join(FEATURES)}"}
     schema = {"type": "object", "required": ["abstracts"], "additionalProperties": False,
               "properties": {"abstracts": {"type": "array", "items": {"type": "string"}, "minItems": 1}, **options}}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -15,12 +15,13 @@ TINY = [
     "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
     "data.max_source_len=40", "data.vocab_min_count=1", "decode.max_len=8", "decode.batch_size=16",
     "trainer.batch_size=8", "trainer.num_threads=1", "trainer.log_every=2",
+    "selector_epochs=0",  # no content selector unless a test asks for one (conf/train.yaml trains one first)
 ]
 
 # overrides shared by every model family (TINY above also sizes a UniLM from scratch)
 TINY_COMMON = ["data.max_source_len=40", "data.vocab_min_count=1", "data.max_eval_samples=4", "decode.max_len=6",
                "decode.batch_size=16", "trainer.batch_size=8", "trainer.num_threads=1", "trainer.log_every=1",
-               "trainer.save_every=0", "trainer.max_steps=2"]
+               "trainer.save_every=0", "trainer.max_steps=2", "selector_epochs=0"]
 
 
 # the characters of the tiny checkpoints' vocabulary (save_tiny_checkpoint) and of their test abstracts

@@ -274,11 +274,13 @@ def test_api_return_shapes(ckpt, api):
 
 def test_defaults_match_the_config_files():
     beam = yaml.safe_load((REPO_ROOT / "conf" / "decode" / "beam.yaml").read_text())
-    assert {k: v for k, v in beam.items() if k not in ("batch_size", "rerank")} == \
-        {k: v for k, v in DEFAULT_DECODE.items() if k != "rerank"}
-    # decode.rerank: new runs re-rank with the tuned weights of beam.yaml, while a checkpoint that does not name it
-    # was scored before re-ranking existed, and decodes as it was scored (the option's default, none)
+    assert {k: v for k, v in beam.items() if k not in ("batch_size", "rerank", "span_candidates")} == \
+        {k: v for k, v in DEFAULT_DECODE.items() if k not in ("rerank", "span_candidates")}
+    # decode.rerank and span_candidates: new runs re-rank with beam.yaml's tuned weights and the selector's spans,
+    # while a checkpoint that does not name them was scored before they existed, and decodes as it was scored
+    # (the options' defaults: none, 0)
     assert DEFAULT_DECODE["rerank"] == NO_RERANK and parse_weights(beam["rerank"], "decode.rerank")
+    assert DEFAULT_DECODE["span_candidates"] == 0 and beam["span_candidates"] == 3
     cfg = yaml.safe_load((REPO_ROOT / "conf" / "generate.yaml").read_text())
     assert set(cfg) - {"defaults", "hydra"} | {"decode"} == set(cli_module.OPTIONS)
     assert cfg["batch_size"] == DEFAULT_BATCH_SIZE

@@ -194,3 +194,24 @@ def test_a_bad_targets_file_is_named_in_one_line(tmp_path, content, message):
     with pytest.raises(QualityReportError, match=message) as info:
         build_quality_report(tmp_path, dev, n_boot=50)
     assert "\n" not in str(info.value) and "targets.yaml" in str(info.value)
+
+
+def test_a_declared_decoding_takes_the_main_one_s_place_and_the_main_one_is_said_beside(tmp_path):
+    """targets.yaml decoding: NAME reads each run's decodes.NAME (scripts/rescore_run.py) wherever the main
+    decoding was read; the main decoding's mean is reported beside; runs without NAME keep their main one."""
+    dev, rule = write_dev(tmp_path), rule_scores()
+    (tmp_path / "targets.yaml").write_text("decoding: norule\n")
+    for seed in range(3):
+        run = form_run(tmp_path, seed, rule + 20.0, rerank={"lp": 1.0, "rule": 0.8, "sel": 1.0})
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["decodes"] = {"norule": {"overrides": {"rerank": {"lp": 1, "sel": 1}},
+                                         "dev": {**metrics["dev"], "rouge-l": float((rule + 10.0).mean())}}}
+        metrics["dev_title_shape"]["norule"] = {**metrics["dev_title_shape"]["main"], "length": 12.5}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        scores = json.loads((run / "example_scores.json").read_text())
+        scores["dev"]["norule"] = {"rouge-l": (rule + 10.0).tolist()}
+        (run / "example_scores.json").write_text(json.dumps(scores))
+    text = build_quality_report(tmp_path, dev, n_boot=200).read_text(encoding="utf-8")
+    assert "minus the one-line rule" in text and "**+10.00**" in text and "| 12.5 |" in text
+    assert f"scored a mean dev ROUGE-L of {rule.mean() + 20:.2f} on the same checkpoints" in text
+    assert "re-ranked with {\"lp\": 1.0, \"rule\": 0.8, \"sel\": 1.0})" in text

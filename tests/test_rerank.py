@@ -37,8 +37,8 @@ def test_weights_parse_and_print_as_a_command_line_value():
     ({"lp": 1, "colour": 2}, "'colour' is not a feature; allowed features are lp, logp, len, mbr, rule, span"),
     ({"rule": "high"}, "decode.rerank.rule='high': a finite number is required"),
     ({"rule": float("inf")}, "a finite number is required"),
-    ("lp=1", "allowed values are none or a mapping of features to weights"),
-    (3, "allowed values are none or a mapping"),
+    ("lp=1", "allowed values are none, selector, rule (named weight sets) or a mapping"),
+    (3, "allowed values are none, selector, rule (named weight sets) or a mapping"),
 ])
 def test_a_bad_setting_gets_one_line_naming_the_option(value, says):
     with pytest.raises(ConfigError) as error:
@@ -157,3 +157,17 @@ def test_without_selector_spans_the_sel_feature_is_zero_and_changes_nothing():
     assert [r[FEATURES.index("sel")] for r in rows] == [0.0, 0.0, 0.0]
     scores = [-0.2, -0.3, -0.4]
     assert rerank_order({"lp": 1.0, "sel": 1.0}, titles, scores, scores, ABSTRACT) == [0, 1, 2]
+
+
+def test_a_named_weight_set_is_its_weights_and_a_mapping_given_over_it_replaces_it_whole():
+    """decode.rerank=selector / rule are WEIGHT_SETS' weights; the configs' default is a name, so a mapping given
+    on the command line replaces it instead of merging with it key by key (the trap a mapping default set)."""
+    from conftest import compose_train
+
+    from seq2seq_rdrop.rerank import WEIGHT_SETS, parse_weights
+
+    assert parse_weights("selector") == WEIGHT_SETS["selector"] and "rule" not in parse_weights("selector")
+    assert parse_weights("rule")["rule"] > 0
+    assert compose_train([]).decode.rerank == "selector"
+    assert dict(compose_train(["decode.rerank={lp:1}"]).decode.rerank) == {"lp": 1}
+    assert compose_train(["+experiment=quality"]).decode.rerank == "selector"

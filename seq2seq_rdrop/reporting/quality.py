@@ -13,6 +13,7 @@ in the held-out section only, never in the dev mean of the runs the preset comma
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import yaml
 from ..atomic_files import write_text_atomically
 from ..data import read_examples
 from ..metrics import WORD_METRIC_NAMES, rule_title, score_examples
+from ..rerank import parse_weights
 from ..title_form import FORM_LABELS
 from .formatting import table
 from .runs import CompareError, damaged, load_json
@@ -52,6 +54,7 @@ class Targets:
     no_rule_above: float | None = None  # the margin a re-ranker without the rule feature must keep
     form_ratio: float | None = None  # each well-formedness rate at most this times the references'
     command: str = DEFAULT_COMMAND
+    decoding: str | None = None  # the runs' decoding the targets judge (rescore_run.py's NAME); None = main
     source: str = ""  # the file they came from ("" = the defaults)
 
 
@@ -66,7 +69,7 @@ def load_targets(report_dir: Path) -> Targets:
         given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise QualityReportError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-    known = {"rouge_l", "above_rule", "min_seeds", "no_rule_above", "form_ratio", "command"}
+    known = {"rouge_l", "above_rule", "min_seeds", "no_rule_above", "form_ratio", "command", "decoding"}
     if not isinstance(given, dict) or set(given) - known:
         raise QualityReportError(f"{path}: expected a mapping of {', '.join(sorted(known))}; "
                                  f"got {sorted(set(given) - known) if isinstance(given, dict) else type(given).__name__}")
@@ -76,7 +79,9 @@ def load_targets(report_dir: Path) -> Targets:
     except (TypeError, ValueError):
         raise QualityReportError(f"{path}: rouge_l, above_rule, no_rule_above, form_ratio and min_seeds must be "
                                  "numbers") from None
-    return Targets(**numbers, **seeds, command=str(given.get("command", DEFAULT_COMMAND)), source=path.as_posix())
+    decoding = str(given["decoding"]) if given.get("decoding") else None
+    return Targets(**numbers, **seeds, command=str(given.get("command", DEFAULT_COMMAND)), decoding=decoding,
+                   source=path.as_posix())
 
 
 @dataclass
@@ -86,6 +91,7 @@ class PresetRun:
     pretrain: dict | None  # pretrain/metrics.json; None when the run fine-tuned without pretraining
     rouge_l: np.ndarray  # dev ROUGE-L per example, in dev-file order
     test_rouge_l: np.ndarray | None = None  # the held-out split's (data.holdout_test), when the run scored one
+    as_run_rouge_l: float | None = None  # the main decoding's dev R-L when Targets.decoding took its place
 
     @property
     def minutes(self) -> dict[str, float]:
@@ -94,8 +100,28 @@ class PresetRun:
                 "fine-tune": self.metrics["train_seconds"] / 60, "dev": self.metrics["eval_seconds"] / 60}
 
 
-def load_runs(report_dir: Path, folder: str = "runs", required: bool = True) -> list[PresetRun]:
-    """Every finished run under report_dir/<folder>/, ordered by seed."""
+def as_decoding(metrics: dict, scores: dict, name: str | None) -> tuple[dict, dict, float | None]:
+    """(metrics, per-example scores, the main decoding's dev R-L or None) with the decoding `name` (one that
+    scripts/rescore_run.py or trainer.final_decodes recorded) in the place of the main one, so every table reads
+    it; unchanged when name is None or the run has no such decoding (its main decoding is then the one meant)."""
+    if not name or name not in metrics.get("decodes", {}):
+        return metrics, scores, None
+    metrics, scores = json.loads(json.dumps(metrics)), json.loads(json.dumps(scores))  # copies to change
+    as_run, as_run_decode = metrics["dev"]["rouge-l"], metrics.get("decode", {})
+    metrics["decode"] = {**as_run_decode, **(metrics["decodes"][name].get("overrides") or {})}  # what NAME decoded with
+    metrics["as_run_decode"] = as_run_decode
+    for split in ("dev", "test"):
+        if split in metrics["decodes"][name]:
+            metrics[split] = metrics["decodes"][name][split]
+            scores[split]["main"] = scores[split][name]
+            for table in (metrics.get(f"{split}_title_shape"), metrics.get("word_rouge", {}).get(split)):
+                if table and name in table:
+                    table["main"] = table[name]
+    return metrics, scores, as_run
+
+
+def load_runs(report_dir: Path, folder: str = "runs", required: bool = True, decoding: str | None = None) -> list[PresetRun]:
+    """Every finished run under report_dir/<folder>/, ordered by seed, read at `decoding` (as_decoding)."""
     runs = []
     for metrics_path in sorted((report_dir / folder).glob("*/metrics.json")):
         run_dir = metrics_path.parent
@@ -104,15 +130,16 @@ def load_runs(report_dir: Path, folder: str = "runs", required: bool = True) -> 
             raise QualityReportError(f"{scores_path}: missing (the per-example scores the intervals resample)")
         pretrain_path = run_dir / "pretrain" / "metrics.json"
         try:
-            scores = load_json(scores_path)
+            metrics, scores, as_run = as_decoding(load_json(metrics_path), load_json(scores_path), decoding)
             try:
                 rouge_l = np.asarray(scores["dev"]["main"]["rouge-l"], dtype=float)
             except (KeyError, TypeError, ValueError):
                 raise damaged(scores_path, "no list of numbers at dev.main.rouge-l") from None
             test = (scores.get("test") or {}).get("main")
-            runs.append(PresetRun(name=run_dir.name, metrics=load_json(metrics_path), rouge_l=rouge_l,
+            runs.append(PresetRun(name=run_dir.name, metrics=metrics, rouge_l=rouge_l,
                                   pretrain=load_json(pretrain_path) if pretrain_path.is_file() else None,
-                                  test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None))
+                                  test_rouge_l=np.asarray(test["rouge-l"], dtype=float) if test else None,
+                                  as_run_rouge_l=as_run))
         except CompareError as e:  # a damaged run file, named
             raise QualityReportError(str(e)) from None
     if not runs and required:
@@ -176,7 +203,7 @@ def no_rule_verdict(runs: list[PresetRun], s: dict) -> list[str]:
     t = s["targets"]
     if t.no_rule_above is None:
         return []
-    with_rule = [r.name for r in runs if "rule" in ((r.metrics.get("decode") or {}).get("rerank") or {})]
+    with_rule = [r.name for r in runs if "rule" in parse_weights((r.metrics.get("decode") or {}).get("rerank"))]
     target = f"a re-ranker without the rule feature >= {t.no_rule_above:g} above the rule"
     if with_rule:
         return ["", f"The target {target} is not judged here: {', '.join(with_rule)} re-rank with the rule feature."]
@@ -184,6 +211,19 @@ def no_rule_verdict(runs: list[PresetRun], s: dict) -> list[str]:
     return ["", f"The target {target}: these runs' re-ranker has no rule feature (`decode.rerank` in each "
                 f"metrics.json), so the margin above is its margin: {s['margin_mean']:+.2f} "
                 f"[{s['margin']['ci_low']:+.2f}, {s['margin']['ci_high']:+.2f}], {met}."]
+
+
+def as_run_lines(runs: list[PresetRun], s: dict) -> list[str]:
+    """Where Targets.decoding replaced the runs' main decoding: what the main one scored, said beside."""
+    swapped = [r for r in runs if r.as_run_rouge_l is not None]
+    if not swapped:
+        return []
+    mean = float(np.mean([r.as_run_rouge_l for r in swapped]))
+    weights = {json.dumps(parse_weights(r.metrics["as_run_decode"].get("rerank")), sort_keys=True) for r in swapped}
+    return ["", f"The decoding judged here is `{s['targets'].decoding}` of each run's kept checkpoint (scored after "
+                f"training by `scripts/rescore_run.py`; metrics.json `decodes.{s['targets'].decoding}`) for "
+                f"{', '.join(r.name for r in swapped)}. Those runs' own decoding (metrics.json `dev`, re-ranked with "
+                f"{' / '.join(sorted(weights))}) scored a mean dev ROUGE-L of {mean:.2f} on the same checkpoints."]
 
 
 def form_verdict(runs: list[PresetRun], s: dict) -> list[str]:
@@ -228,6 +268,7 @@ def render(runs: list[PresetRun], s: dict, dev_path: str, report_dir: str = "out
         "",
         verdict(s),
         *no_rule_verdict(runs, s),
+        *as_run_lines(runs, s),
         "",
         "## Do the titles read as titles?",
         "",
@@ -297,8 +338,9 @@ def heldout_lines(runs: list[PresetRun], s: dict) -> list[str]:
 def build_quality_report(report_dir: str | Path, dev_path: str | Path, n_boot: int = 10000, seed: int = 0) -> Path:
     """Write report_dir/report.md from its run files and the dev file; return its path."""
     report_dir = Path(report_dir)
-    runs, targets = load_runs(report_dir), load_targets(report_dir)
-    heldout = load_runs(report_dir, "heldout", required=False)
+    targets = load_targets(report_dir)
+    runs = load_runs(report_dir, decoding=targets.decoding)
+    heldout = load_runs(report_dir, "heldout", required=False, decoding=targets.decoding)
     summary = summarize(runs, rule_rouge_l(Path(dev_path), [*runs, *heldout]), n_boot, seed, targets)
     out = report_dir / "report.md"
     write_text_atomically(out, render(runs, summary, Path(dev_path).as_posix(), report_dir.as_posix(), heldout))
