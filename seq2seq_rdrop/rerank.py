@@ -17,7 +17,9 @@ between models and lists of another length). The features of a candidate title t
   effect) when no selector's spans are given.
 
 Among the re-ordered candidates, those with an unbalanced bracket or copied boilerplate (正文, 摘要, ...) go
-last. scripts/tune_rerank.py chooses the weights on a validation split. Torch-free (decode_options checks the option
+last. The flag shape (decode.rerank={...,shape:1}; not a feature, its value only switches it on) puts next-to-last
+those that are not word-shaped (title_form: a Latin word cut short, starting or ending inside a jieba word of the
+abstract, a repeated word piece). scripts/tune_rerank.py chooses the weights on a validation split. Torch-free (decode_options checks the option
 with parse_weights before torch is loaded).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .errors import ConfigError
 from .metrics import BOILERPLATE, balanced, rouge_l, rule_title
 
 FEATURES = ("lp", "logp", "len", "mbr", "rule", "span", "sel")
+FLAGS = ("shape",)  # ordering switches that share decode.rerank's mapping: > 0 = on (not weights of a feature)
 NO_RERANK = "none"
 # Named weight sets (decode.rerank=NAME), each chosen on a validation split that no checkpoint trained on. A name,
 # not a mapping, is the configs' default because Hydra merges a mapping given over a mapping key by key: a
@@ -74,8 +77,9 @@ def parse_weights(value, option: str = "decode.rerank") -> dict[str, float]:
                           f"{', '.join(FEATURES)})")
     weights = {}
     for name, weight in value.items():
-        if name not in FEATURES:
-            raise ConfigError(f"{option}: {name!r} is not a feature; allowed features are {', '.join(FEATURES)}")
+        if name not in FEATURES + FLAGS:
+            raise ConfigError(f"{option}: {name!r} is not a feature; allowed features are {', '.join(FEATURES)} "
+                              f"(and the flag {', '.join(FLAGS)})")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigError(f"{option}.{name}={weight!r}: a finite number is required")
         weights[name] = float(weight)
@@ -85,7 +89,7 @@ def parse_weights(value, option: str = "decode.rerank") -> dict[str, float]:
 def format_weights(weights: dict[str, float]) -> str:
     """`weights` as a command-line value of decode.rerank ({rule:1,lp:0.3}; features in FEATURES' order, zero
     weights left out; none without any)."""
-    parts = [f"{name}:{weights[name]:.3g}" for name in FEATURES if weights.get(name)]
+    parts = [f"{name}:{weights[name]:.3g}" for name in FEATURES + FLAGS if weights.get(name)]
     return "{" + ",".join(parts) + "}" if parts else NO_RERANK
 
 
@@ -146,14 +150,27 @@ def rerank_order(weights: dict[str, float], titles: Sequence[str], scores: Seque
     others; ties keep the given order. selected: as features()."""
     if not weights or len(titles) < 2:
         return list(range(len(titles)))
-    return order_of(weights, titles, features(titles, scores, log_probs, abstract, selected))
+    return order_of(weights, titles, features(titles, scores, log_probs, abstract, selected), abstract)
 
 
-def order_of(weights: dict[str, float], titles: Sequence[str], rows: Sequence[Sequence[float]]) -> list[int]:
-    """rerank_order from the candidates' features() rows, when they are at hand already."""
+def order_of(weights: dict[str, float], titles: Sequence[str], rows: Sequence[Sequence[float]],
+             abstract: str | None = None) -> list[int]:
+    """rerank_order from the candidates' features() rows, when they are at hand already (the shape flag needs
+    the abstract; without it the flag is off)."""
     w = [weights.get(name, 0.0) for name in FEATURES]
     total = [sum(a * b for a, b in zip(w, row)) for row in rows]
-    return sorted(range(len(titles)), key=lambda i: (not well_formed(titles[i]), -total[i]))
+    shaped = ([word_shaped(t, abstract) for t in titles] if weights.get("shape", 0) > 0 and abstract is not None
+              else [True] * len(titles))
+    return sorted(range(len(titles)), key=lambda i: (not well_formed(titles[i]), not shaped[i], -total[i]))
+
+
+def word_shaped(title: str, abstract: str) -> bool:
+    """No Latin word cut short, no start or end inside a jieba word of the abstract, no repeated word piece
+    (title_form's checks; jieba is loaded on first use)."""
+    from .title_form import ends_inside_word, latin_cut_short, repeated_piece, starts_inside_word
+
+    return not (latin_cut_short(title, abstract) or starts_inside_word(title, abstract)
+                or ends_inside_word(title, abstract) or repeated_piece(title, abstract))
 
 
 def well_formed(title: str) -> bool:

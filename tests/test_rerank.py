@@ -171,3 +171,16 @@ def test_a_named_weight_set_is_its_weights_and_a_mapping_given_over_it_replaces_
     assert compose_train([]).decode.rerank == "selector"
     assert dict(compose_train(["decode.rerank={lp:1}"]).decode.rerank) == {"lp": 1}
     assert compose_train(["+experiment=quality"]).decode.rerank == "selector"
+
+
+def test_the_shape_flag_puts_titles_that_end_inside_a_word_after_word_shaped_ones():
+    """decode.rerank={...,shape:1}: a candidate that ends inside a jieba word of the abstract goes after the
+    word-shaped ones whatever its weighted score; without the flag the weights alone order them."""
+    from seq2seq_rdrop.rerank import parse_weights, rerank_order
+
+    abstract = "本文提出一种基于深度学习的图像识别方法,实验表明该方法有效。"
+    titles = ["基于深度学习的图像识", "基于深度学习的图像识别方法"]  # the first ends inside 识别
+    scores = [-0.1, -0.9]  # the search prefers the cut one
+    plain = rerank_order({"lp": 1.0}, titles, scores, scores, abstract)
+    shaped = rerank_order(parse_weights({"lp": 1, "shape": 1}), titles, scores, scores, abstract)
+    assert plain == [0, 1] and shaped == [1, 0]

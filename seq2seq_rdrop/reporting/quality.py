@@ -207,7 +207,8 @@ def no_rule_verdict(runs: list[PresetRun], s: dict) -> list[str]:
     target = f"a re-ranker without the rule feature >= {t.no_rule_above:g} above the rule"
     if with_rule:
         return ["", f"The target {target} is not judged here: {', '.join(with_rule)} re-rank with the rule feature."]
-    met = "reached" if s["seeds"] >= t.min_seeds and s["margin_mean"] >= t.no_rule_above else "not reached"
+    met = ("cannot be judged yet (fewer seeds than the targets ask for)" if s["seeds"] < t.min_seeds
+           else "reached" if s["margin_mean"] >= t.no_rule_above else "not reached")
     return ["", f"The target {target}: these runs' re-ranker has no rule feature (`decode.rerank` in each "
                 f"metrics.json), so the margin above is its margin: {s['margin_mean']:+.2f} "
                 f"[{s['margin']['ci_low']:+.2f}, {s['margin']['ci_high']:+.2f}], {met}."]
