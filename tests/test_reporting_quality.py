@@ -53,6 +53,7 @@ def test_margin_is_the_mean_minus_the_recomputed_rule_and_the_report_rebuilds_by
     assert f"**{rule.mean() + 11:.2f}** ± 1.00 (sd)" in text  # mean of rule+10, +11, +12; sd 1
     assert "minus the one-line rule" in text and "**+11.00**" in text
     assert "| preset_seed2 | 2 |" in text and "600 + 590" in text and "20.0 + 10.0 + 1.0" in text
+    assert f"| mean |  | 60.00 | 40.00 | {rule.mean() + 11:.2f} | 30.00 | +11.00 |" in text  # every column's mean
 
 
 @pytest.mark.parametrize("near_rule, seeds, expected", [

@@ -185,6 +185,14 @@ def run_row(run: PresetRun, rule_mean: float) -> list[str]:
             f"{m['device']}, {m['torch_threads']} thread(s)"]
 
 
+def mean_row(runs: list[PresetRun], s: dict) -> list[list[str]]:
+    """The mean of every score column over the runs (a row after theirs), when there are several."""
+    if len(runs) < 2:
+        return []
+    means = [float(np.mean([r.metrics["dev"][k] for r in runs])) for k in ("rouge-1", "rouge-2", "rouge-l", "bleu")]
+    return [["mean", "", *(f"{m:.2f}" for m in means), f"{means[2] - s['rule']:+.2f}", "", "", ""]]
+
+
 def verdict(s: dict) -> str:
     t = s["targets"]
     bar = f"dev ROUGE-L >= {t.rouge_l:g} and >= {t.above_rule:g} above the rule, mean of >= {t.min_seeds} seeds"
@@ -258,7 +266,7 @@ def render(runs: list[PresetRun], s: dict, dev_path: str, report_dir: str = "out
         + (f" Targets declared before the runs in `{targets.source}`." if targets.source else ""),
         "",
         *table(["run", "seed", "R-1", "R-2", "R-L", "BLEU", "R-L minus the rule", "steps (pretrain + fine-tune)",
-                "minutes (pretrain + fine-tune + dev)", "device"], [run_row(r, s["rule"]) for r in runs]),
+                "minutes (pretrain + fine-tune + dev)", "device"], [run_row(r, s["rule"]) for r in runs] + mean_row(runs, s)),
         "",
         f"Dev ROUGE-L over {s['seeds']} seed(s): **{s['mean']:.2f}**" + (f" ± {s['sd']:.2f} (sd)" if s["seeds"] > 1
                                                                       else "") +
